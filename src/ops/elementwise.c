@@ -1,0 +1,7 @@
+/* elementwise.c — reference kernels; see families.def for what belongs here. */
+#include "ops/ops.h"
+#include "ops/util.h"
+
+const ops_schema ops_table_elementwise[] = {
+    OPS_TABLE_END
+};

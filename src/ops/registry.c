@@ -1,0 +1,49 @@
+/* registry.c — the one list of operator tables; ops_find resolves (domain, op, opset). */
+#include "ops/ops.h"
+#include <string.h>
+
+#define OPS_FAMILY(name) extern const ops_schema name[];
+#include "ops/families.def"
+#undef OPS_FAMILY
+
+static const ops_schema *const ops_tables[] = {
+#define OPS_FAMILY(name) name,
+#include "ops/families.def"
+#undef OPS_FAMILY
+};
+
+static bool ops_domain_eq(const char *a, const char *b)
+{
+    if (!a || !*a || !strcmp(a, "ai.onnx")) a = "";
+    if (!b || !*b || !strcmp(b, "ai.onnx")) b = "";
+    return strcmp(a, b) == 0;
+}
+
+const ops_schema *ops_find(const char *domain, const char *op_type, int64_t opset)
+{
+    const ops_schema *best = NULL;
+    for (size_t t = 0; t < sizeof ops_tables / sizeof ops_tables[0]; t++) {
+        for (const ops_schema *s = ops_tables[t]; s->op_type; s++) {
+            if (strcmp(s->op_type, op_type) || !ops_domain_eq(s->domain, domain)) continue;
+            if (opset > 0 && s->since_version > opset) continue;
+            if (!best || s->since_version > best->since_version) best = s;
+        }
+    }
+    return best;
+}
+
+int ops_count(void)
+{
+    int n = 0;
+    for (size_t t = 0; t < sizeof ops_tables / sizeof ops_tables[0]; t++)
+        for (const ops_schema *s = ops_tables[t]; s->op_type; s++) n++;
+    return n;
+}
+
+const ops_schema *ops_at(int i)
+{
+    for (size_t t = 0; t < sizeof ops_tables / sizeof ops_tables[0]; t++)
+        for (const ops_schema *s = ops_tables[t]; s->op_type; s++)
+            if (i-- == 0) return s;
+    return NULL;
+}

@@ -1,0 +1,80 @@
+/* util.c — helpers shared by reference kernels (see util.h). */
+#include "ops/util.h"
+#include <string.h>
+
+int64_t ops_axis(int64_t axis, int ndim)
+{
+    if (axis < 0) axis += ndim;
+    if (axis < 0 || axis >= (ndim > 0 ? ndim : 1)) return -1;
+    return axis;
+}
+
+bool ops_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nout,
+                         int64_t *out)
+{
+    int n = na > nb ? na : nb;
+    if (n > KILN_MAX_DIMS) return false;
+    for (int i = 0; i < n; i++) {
+        int64_t da = i < n - na ? 1 : a[i - (n - na)];
+        int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
+        if (da == db || db == 1) out[i] = da;
+        else if (da == 1) out[i] = db;
+        else return false;
+    }
+    *nout = n;
+    return true;
+}
+
+void ops_broadcast_strides(int nin, const int64_t *in_dims, int nout, const int64_t *out_dims,
+                           int64_t *strides)
+{
+    int64_t s = 1;
+    for (int i = nout - 1; i >= 0; i--) {
+        int j = i - (nout - nin);
+        if (j < 0) { strides[i] = 0; continue; }
+        strides[i] = (in_dims[j] == 1 && out_dims[i] != 1) ? 0 : s;
+        if (in_dims[j] == 1) strides[i] = 0;
+        s *= in_dims[j];
+    }
+}
+
+void ops_contiguous_strides(int ndim, const int64_t *dims, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) { strides[i] = s; s *= dims[i]; }
+}
+
+bool ops_index_next(int ndim, const int64_t *dims, int64_t *idx)
+{
+    for (int i = ndim - 1; i >= 0; i--) {
+        if (++idx[i] < dims[i]) return true;
+        idx[i] = 0;
+    }
+    return false;
+}
+
+int64_t ops_tensor_i64s(const core_tensor *t, int64_t *out, int64_t max)
+{
+    if (!t) { core_error(KILN_ERR_INVALID_ARGUMENT, "missing integer tensor"); return -1; }
+    if (!core_dtype_is_int(t->dtype)) {
+        core_error(KILN_ERR_DTYPE, "expected an integer tensor, got %s", core_dtype_name(t->dtype));
+        return -1;
+    }
+    if (t->numel > max) {
+        core_error(KILN_ERR_SHAPE, "integer tensor has %lld values, at most %lld allowed",
+                   (long long)t->numel, (long long)max);
+        return -1;
+    }
+    for (int64_t i = 0; i < t->numel; i++) out[i] = core_load_i64(t->dtype, t->data, i);
+    return t->numel;
+}
+
+double ops_scalar_f64(const core_tensor *t)
+{
+    return t && t->numel > 0 ? core_load_f64(t->dtype, t->data, 0) : 0.0;
+}
+
+int64_t ops_scalar_i64(const core_tensor *t)
+{
+    return t && t->numel > 0 ? core_load_i64(t->dtype, t->data, 0) : 0;
+}

@@ -1,0 +1,31 @@
+/* util.h — helpers shared by reference kernels: axes, broadcasting, index iteration,
+ * reading small integer tensors (shapes, axes, pads). */
+#ifndef KILN_OPS_UTIL_H
+#define KILN_OPS_UTIL_H
+
+#include "ops/ops.h"
+
+/* Normalize a possibly negative axis into [0, ndim); returns -1 when out of range. */
+int64_t ops_axis(int64_t axis, int ndim);
+
+/* Multidirectional (numpy) broadcast of two shapes; false if incompatible. */
+bool ops_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nout,
+                         int64_t *out);
+/* Element strides of an input of shape (nin, in_dims) read at output shape (nout,
+ * out_dims): right-aligned, 0 where the input dim is 1 (broadcast) or missing. */
+void ops_broadcast_strides(int nin, const int64_t *in_dims, int nout, const int64_t *out_dims,
+                           int64_t *strides);
+/* Row-major contiguous strides of a shape. */
+void ops_contiguous_strides(int ndim, const int64_t *dims, int64_t *strides);
+
+/* Odometer over a shape: idx[] counts through every index; returns false past the end. */
+bool ops_index_next(int ndim, const int64_t *dims, int64_t *idx);
+
+/* Copy an integer tensor (int32/int64/uint*, any rank) into out (up to max values);
+ * returns the count, or -1 if t is NULL / not integer / too large (error set). */
+int64_t ops_tensor_i64s(const core_tensor *t, int64_t *out, int64_t max);
+/* Read element 0 of a numeric tensor as double / int64. */
+double ops_scalar_f64(const core_tensor *t);
+int64_t ops_scalar_i64(const core_tensor *t);
+
+#endif

@@ -1,0 +1,375 @@
+/* exec.c — the reference executor: runs an IR graph node by node, keeping each value
+ * alive until its last consumer, and implements the ops_ctx accessors kernels use. */
+#include "runtime/runtime.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rt_frame {
+    const ir_graph *g;
+    core_value **vals;           /* one slot per value id; owned references */
+    const struct rt_frame *parent;
+    uint64_t *rng;               /* shared random state of the run */
+} rt_frame;
+
+struct ops_ctx {
+    const rt_frame *frame;
+    const ir_node *node;
+    core_value **in;   /* n_inputs borrowed pointers (NULL when omitted) */
+    core_value **out;  /* n_outputs owned references set by the kernel */
+    uint64_t *rng;
+};
+
+/* ---- ops_ctx accessors ---------------------------------------------------------------- */
+
+const ir_node *ops_node(const ops_ctx *c) { return c->node; }
+
+int ops_opset(const ops_ctx *c)
+{
+    if (c->node->opset > 0) return c->node->opset;
+    return (int)ir_graph_opset(c->frame->g, c->node->domain);
+}
+
+int ops_n_inputs(const ops_ctx *c) { return c->node->n_inputs; }
+int ops_n_outputs(const ops_ctx *c) { return c->node->n_outputs; }
+
+bool ops_has_input(const ops_ctx *c, int i)
+{
+    return i >= 0 && i < c->node->n_inputs && c->in[i] != NULL;
+}
+
+bool ops_has_output(const ops_ctx *c, int i)
+{
+    return i >= 0 && i < c->node->n_outputs && c->node->outputs[i] >= 0;
+}
+
+core_value *ops_input_value(const ops_ctx *c, int i)
+{
+    return i >= 0 && i < c->node->n_inputs ? c->in[i] : NULL;
+}
+
+core_tensor *ops_input(const ops_ctx *c, int i)
+{
+    core_value *v = ops_input_value(c, i);
+    return v && v->kind == CORE_VALUE_TENSOR ? v->tensor : NULL;
+}
+
+core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int64_t *dims)
+{
+    if (i < 0 || i >= c->node->n_outputs) {
+        ops_error(c, KILN_ERR_INTERNAL, "kernel wrote output %d of %d", i, c->node->n_outputs);
+        return NULL;
+    }
+    for (int k = 0; k < ndim; k++)
+        if (dims[k] < 0) {
+            char b[200];
+            ops_error(c, KILN_ERR_SHAPE, "output %d would have negative shape %s", i,
+                      core_shape_str(ndim, dims, b, sizeof b));
+            return NULL;
+        }
+    core_tensor *t = core_tensor_create(dtype, ndim, dims);
+    if (!t) {
+        ops_error(c, KILN_ERR_OUT_OF_MEMORY, "cannot allocate output %d: %s", i, core_error_text());
+        return NULL;
+    }
+    core_value *v = core_value_from_tensor(t);
+    if (!v) return NULL;
+    core_value_release(c->out[i]);
+    c->out[i] = v;
+    return t;
+}
+
+kiln_status ops_set_output(ops_ctx *c, int i, core_value *v)
+{
+    if (!v) return ops_error(c, KILN_ERR_INTERNAL, "output %d set to NULL", i);
+    if (i < 0 || i >= c->node->n_outputs) {
+        core_value_release(v);
+        return ops_error(c, KILN_ERR_INTERNAL, "kernel wrote output %d of %d", i, c->node->n_outputs);
+    }
+    core_value_release(c->out[i]);
+    c->out[i] = v;
+    return KILN_OK;
+}
+
+const ir_attr *ops_attr(const ops_ctx *c, const char *name) { return ir_node_attr(c->node, name); }
+bool ops_has_attr(const ops_ctx *c, const char *name) { return ops_attr(c, name) != NULL; }
+
+int64_t ops_attr_int(const ops_ctx *c, const char *name, int64_t dflt)
+{
+    const ir_attr *a = ops_attr(c, name);
+    if (!a) return dflt;
+    if (a->type == IR_ATTR_FLOAT) return (int64_t)a->f;
+    return a->i;
+}
+
+float ops_attr_float(const ops_ctx *c, const char *name, float dflt)
+{
+    const ir_attr *a = ops_attr(c, name);
+    if (!a) return dflt;
+    if (a->type == IR_ATTR_INT) return (float)a->i;
+    return a->f;
+}
+
+const char *ops_attr_string(const ops_ctx *c, const char *name, const char *dflt)
+{
+    const ir_attr *a = ops_attr(c, name);
+    return a && a->s ? a->s : dflt;
+}
+
+const int64_t *ops_attr_ints(const ops_ctx *c, const char *name, int64_t *n)
+{
+    const ir_attr *a = ops_attr(c, name);
+    if (!a || a->type != IR_ATTR_INTS) { *n = 0; return NULL; }
+    *n = a->n;
+    return a->ints;
+}
+
+const float *ops_attr_floats(const ops_ctx *c, const char *name, int64_t *n)
+{
+    const ir_attr *a = ops_attr(c, name);
+    if (!a || a->type != IR_ATTR_FLOATS) { *n = 0; return NULL; }
+    *n = a->n;
+    return a->floats;
+}
+
+char *const *ops_attr_strings(const ops_ctx *c, const char *name, int64_t *n)
+{
+    const ir_attr *a = ops_attr(c, name);
+    if (!a || a->type != IR_ATTR_STRINGS) { *n = 0; return NULL; }
+    *n = a->n;
+    return a->strings;
+}
+
+const core_tensor *ops_attr_tensor(const ops_ctx *c, const char *name)
+{
+    const ir_attr *a = ops_attr(c, name);
+    return a ? a->t : NULL;
+}
+
+const ir_graph *ops_attr_graph(const ops_ctx *c, const char *name)
+{
+    const ir_attr *a = ops_attr(c, name);
+    return a ? a->g : NULL;
+}
+
+kiln_status ops_error(const ops_ctx *c, kiln_status s, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const ir_node *n = c->node;
+    if (n->name && *n->name) return core_error(s, "node '%s' (%s): %s", n->name, n->op_type, msg);
+    return core_error(s, "node (%s) producing '%s': %s", n->op_type,
+                      n->n_outputs > 0 && n->outputs[0] >= 0 ? c->frame->g->values[n->outputs[0]].name : "?", msg);
+}
+
+double ops_random_uniform(ops_ctx *c)
+{
+    /* xorshift64*: statistically fine for Random* ops; not a reproduction of numpy. */
+    uint64_t x = *c->rng;
+    x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+    *c->rng = x;
+    return (double)((x * 2685821657736338717ull) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* ---- graph execution ------------------------------------------------------------------- */
+
+static core_value *rt_lookup_outer(const rt_frame *f, const char *name)
+{
+    for (const rt_frame *p = f->parent; p; p = p->parent) {
+        int v = ir_graph_find_value(p->g, name);
+        if (v >= 0 && p->vals[v]) return p->vals[v];
+    }
+    return NULL;
+}
+
+/* Mark in `last` the latest node of g (index i) that needs each value of g, counting
+ * outer-scope uses made inside node i's subgraphs. */
+static void rt_mark_subgraph_uses(const ir_graph *g, const ir_graph *sub, int i, int *last)
+{
+    for (int v = 0; v < sub->n_values; v++) {
+        if (!sub->values[v].is_outer) continue;
+        int id = ir_graph_find_value(g, sub->values[v].name);
+        if (id >= 0 && last[id] < i) last[id] = i;
+    }
+    for (int n = 0; n < sub->n_nodes; n++) {
+        const ir_node *nd = &sub->nodes[n];
+        for (int a = 0; a < nd->n_attrs; a++) {
+            if (nd->attrs[a].g) rt_mark_subgraph_uses(g, nd->attrs[a].g, i, last);
+            for (int64_t k = 0; nd->attrs[a].graphs && k < nd->attrs[a].n; k++)
+                rt_mark_subgraph_uses(g, nd->attrs[a].graphs[k], i, last);
+        }
+    }
+}
+
+static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, uint64_t *rng,
+                                core_value *const *inputs, int n_in, core_value **outputs)
+{
+    kiln_status st = KILN_OK;
+    rt_frame f = {g, NULL, parent, rng};
+    int *last = NULL;
+    core_value **in = NULL, **out = NULL;
+    int max_in = 1, max_out = 1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].n_inputs > max_in) max_in = g->nodes[i].n_inputs;
+        if (g->nodes[i].n_outputs > max_out) max_out = g->nodes[i].n_outputs;
+    }
+    f.vals = calloc((size_t)g->n_values + 1, sizeof *f.vals);
+    last = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    in = calloc((size_t)max_in, sizeof *in);
+    out = calloc((size_t)max_out, sizeof *out);
+    if (!f.vals || !last || !in || !out) { st = core_oom(); goto done; }
+
+    for (int v = 0; v < g->n_values; v++) {
+        const ir_value *val = &g->values[v];
+        last[v] = -1;
+        if (val->constant) f.vals[v] = core_value_retain(val->constant);
+        else if (val->is_outer) {
+            core_value *o = rt_lookup_outer(&f, val->name);
+            if (!o) { st = core_error(KILN_ERR_INVALID_MODEL, "outer-scope value '%s' is not available", val->name); goto done; }
+            f.vals[v] = core_value_retain(o);
+        }
+    }
+    for (int k = 0; k < g->n_inputs && k < n_in; k++) {
+        int v = g->inputs[k];
+        if (inputs[k]) {
+            core_value_release(f.vals[v]);
+            f.vals[v] = core_value_retain(inputs[k]);
+        }
+    }
+    for (int k = 0; k < g->n_inputs; k++)
+        if (!f.vals[g->inputs[k]]) {
+            st = core_error(KILN_ERR_INVALID_ARGUMENT, "graph input '%s' is not bound", g->values[g->inputs[k]].name);
+            goto done;
+        }
+    /* Liveness: free each value after its last consumer; never graph outputs. */
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *nd = &g->nodes[i];
+        for (int k = 0; k < nd->n_inputs; k++)
+            if (nd->inputs[k] >= 0) last[nd->inputs[k]] = i;
+        for (int a = 0; a < nd->n_attrs; a++) {
+            if (nd->attrs[a].g) rt_mark_subgraph_uses(g, nd->attrs[a].g, i, last);
+            for (int64_t k = 0; nd->attrs[a].graphs && k < nd->attrs[a].n; k++)
+                rt_mark_subgraph_uses(g, nd->attrs[a].graphs[k], i, last);
+        }
+    }
+    for (int k = 0; k < g->n_outputs; k++) last[g->outputs[k]] = g->n_nodes;
+
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *nd = &g->nodes[i];
+        if (!nd->schema) {
+            st = core_error(KILN_ERR_UNSUPPORTED, "node '%s': op %s%s%s is not supported",
+                            nd->name ? nd->name : "", nd->domain && *nd->domain ? nd->domain : "",
+                            nd->domain && *nd->domain ? "." : "", nd->op_type);
+            goto done;
+        }
+        for (int k = 0; k < nd->n_inputs; k++) in[k] = nd->inputs[k] >= 0 ? f.vals[nd->inputs[k]] : NULL;
+        for (int k = 0; k < nd->n_outputs; k++) out[k] = NULL;
+        ops_ctx c = {&f, nd, in, out, rng};
+        st = nd->schema->run(&c);
+        if (st == KILN_OK) {
+            for (int k = 0; k < nd->n_outputs; k++)
+                if (nd->outputs[k] >= 0 && !out[k]) {
+                    st = ops_error(&c, KILN_ERR_INTERNAL, "kernel did not produce output %d", k);
+                    break;
+                }
+        }
+        for (int k = 0; k < nd->n_outputs; k++) {
+            if (st == KILN_OK && nd->outputs[k] >= 0) {
+                core_value_release(f.vals[nd->outputs[k]]);
+                f.vals[nd->outputs[k]] = out[k];
+            } else core_value_release(out[k]);
+            out[k] = NULL;
+        }
+        if (st) goto done;
+        for (int k = 0; k < nd->n_inputs; k++) {
+            int v = nd->inputs[k];
+            if (v >= 0 && last[v] == i && f.vals[v]) { core_value_release(f.vals[v]); f.vals[v] = NULL; }
+        }
+        /* Outputs nobody reads (dead) are released at once. */
+        for (int k = 0; k < nd->n_outputs; k++) {
+            int v = nd->outputs[k];
+            if (v >= 0 && last[v] < i && f.vals[v]) { core_value_release(f.vals[v]); f.vals[v] = NULL; }
+        }
+    }
+    for (int k = 0; k < g->n_outputs; k++) {
+        core_value *v = f.vals[g->outputs[k]];
+        if (!v) { st = core_error(KILN_ERR_INTERNAL, "graph output '%s' was not computed", g->values[g->outputs[k]].name); goto done; }
+    }
+    for (int k = 0; k < g->n_outputs; k++) outputs[k] = core_value_retain(f.vals[g->outputs[k]]);
+done:
+    if (f.vals)
+        for (int v = 0; v < g->n_values; v++) core_value_release(f.vals[v]);
+    free(f.vals);
+    free(last);
+    free(in);
+    free(out);
+    return st;
+}
+
+kiln_status ops_run_subgraph(ops_ctx *c, const ir_graph *g, int n_in, core_value *const *inputs,
+                             core_value **outputs)
+{
+    if (n_in != g->n_inputs)
+        return ops_error(c, KILN_ERR_INVALID_MODEL, "subgraph '%s' takes %d inputs, given %d",
+                         g->name ? g->name : "", g->n_inputs, n_in);
+    for (int k = 0; k < n_in; k++)
+        if (!inputs[k])
+            return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "subgraph '%s': input %d missing",
+                             g->name ? g->name : "", k);
+    return rt_frame_run(g, c->frame, c->rng, inputs, n_in, outputs);
+}
+
+kiln_status rt_graph_run(const ir_graph *g, core_value *const *inputs, core_value **outputs)
+{
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    return rt_frame_run(g, NULL, &rng, inputs, g->n_inputs, outputs);
+}
+
+static kiln_status rt_prepare_rec(ir_graph *g, int depth)
+{
+    if (depth > 64) return core_error(KILN_ERR_INVALID_MODEL, "subgraphs nested more than 64 deep");
+    kiln_status first = KILN_OK;
+    for (int i = 0; i < g->n_nodes; i++) {
+        ir_node *nd = &g->nodes[i];
+        int64_t opset = nd->opset > 0 ? nd->opset : ir_graph_opset(g, nd->domain);
+        nd->schema = ops_find(nd->domain, nd->op_type, opset);
+        if (!nd->schema && !first)
+            first = core_error(KILN_ERR_UNSUPPORTED, "node '%s': op %s%s%s (opset %lld) is not supported",
+                               nd->name ? nd->name : "", nd->domain && *nd->domain ? nd->domain : "",
+                               nd->domain && *nd->domain ? "." : "", nd->op_type, (long long)opset);
+        for (int a = 0; a < nd->n_attrs; a++) {
+            kiln_status st = KILN_OK;
+            if (nd->attrs[a].g) st = rt_prepare_rec(nd->attrs[a].g, depth + 1);
+            for (int64_t k = 0; !st && nd->attrs[a].graphs && k < nd->attrs[a].n; k++)
+                st = rt_prepare_rec(nd->attrs[a].graphs[k], depth + 1);
+            if (st && !first) first = st;
+        }
+    }
+    return first;
+}
+
+kiln_status rt_graph_prepare(ir_graph *g) { return rt_prepare_rec(g, 0); }
+
+kiln_status rt_node_eval(const ir_graph *g, const ir_node *nd, core_value *const *inputs,
+                         core_value **outputs)
+{
+    if (!nd->schema) return core_error(KILN_ERR_UNSUPPORTED, "op %s is not supported", nd->op_type);
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    rt_frame f = {g, NULL, NULL, &rng};
+    core_value **in = calloc((size_t)nd->n_inputs + 1, sizeof *in);
+    if (!in) return core_oom();
+    for (int k = 0; k < nd->n_inputs; k++) in[k] = inputs[k];
+    for (int k = 0; k < nd->n_outputs; k++) outputs[k] = NULL;
+    ops_ctx c = {&f, nd, in, outputs, &rng};
+    kiln_status st = nd->schema->run(&c);
+    for (int k = 0; st == KILN_OK && k < nd->n_outputs; k++)
+        if (nd->outputs[k] >= 0 && !outputs[k]) st = ops_error(&c, KILN_ERR_INTERNAL, "kernel did not produce output %d", k);
+    if (st)
+        for (int k = 0; k < nd->n_outputs; k++) { core_value_release(outputs[k]); outputs[k] = NULL; }
+    free(in);
+    return st;
+}

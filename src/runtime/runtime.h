@@ -1,0 +1,24 @@
+/* runtime.h — the reference executor: runs an IR graph node by node with the ops/ kernels. */
+#ifndef KILN_RUNTIME_H
+#define KILN_RUNTIME_H
+
+#include "ir/ir.h"
+#include "ops/ops.h"
+
+/* Resolve the kernel of every node (recursing into subgraphs). Fails with
+ * KILN_ERR_UNSUPPORTED naming the node and op that kiln cannot run. */
+kiln_status rt_graph_prepare(ir_graph *g);
+
+/* Run a prepared top-level graph. inputs[i] corresponds to g->inputs[i] (borrowed; NULL
+ * means "use the initializer", an error for an input without one). On success outputs[i]
+ * (i < g->n_outputs) receive new references the caller releases. */
+kiln_status rt_graph_run(const ir_graph *g, core_value *const *inputs, core_value **outputs);
+
+
+
+/* Evaluate one node of graph g on the given input values (borrowed, NULL = omitted);
+ * outputs[k] receive new references for every output the node names. Used by constant
+ * folding. */
+kiln_status rt_node_eval(const ir_graph *g, const ir_node *nd, core_value *const *inputs,
+                         core_value **outputs);
+#endif
