@@ -154,6 +154,10 @@ kiln_status ir_graph_verify(const ir_graph *g);
 /* Opset version of `domain` ("" or "ai.onnx" = default) for this graph, 0 if not imported. */
 int64_t ir_graph_opset(const ir_graph *g, const char *domain);
 
+/* Fill unknown value types (dtype, shape with symbolic dims) from op rules over common
+ * ops, in node order (infer.c). Declared types are kept; never fails on unknown ops. */
+kiln_status ir_graph_infer(ir_graph *g);
+
 void ir_type_free(ir_type *t);       /* frees contents, not t itself */
 bool ir_type_copy(ir_type *dst, const ir_type *src);
 void ir_attr_free(ir_attr *a);       /* frees contents */

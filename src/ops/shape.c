@@ -525,7 +525,7 @@ static kiln_status split_run(ops_ctx *c)
     const core_tensor *sp = ops_input(c, 1);
     int64_t ns = 0;
     const int64_t *sa = ops_attr_ints(c, "split", &ns);
-    if (sp && sp->numel >= 0) {
+    if (sp) {
         if (!core_dtype_is_int(sp->dtype) || sp->numel != no) {
             st = ops_error(c, KILN_ERR_INVALID_ARGUMENT, "split input has %lld values for %d outputs",
                            (long long)sp->numel, no);
@@ -800,13 +800,14 @@ static kiln_status pad_run(ops_ctx *c)
     if (!map) return KILN_ERR_OUT_OF_MEMORY;
     int64_t *mp[MAXD], xs[MAXD], idx[MAXD] = {0};
     ops_contiguous_strides(r, x->dims, xs);
-    for (int i = 0, o = 0; i < r; i++) {
+    int64_t o = 0;
+    for (int i = 0; i < r; i++) {
         mp[i] = map + o;
         for (int64_t k = 0; k < od[i]; k++) {
             int64_t s = pad_source(mode, k - pb[i], len[i]);
             mp[i][k] = s < 0 ? -1 : lo[i] + s;
         }
-        o += (int)od[i];
+        o += od[i];
     }
     st = KILN_OK;
     int64_t inner = od[r - 1], yo = 0;
@@ -935,11 +936,10 @@ static kiln_status range_run(ops_ctx *c)
     double cnt = ceil(span / (double)t);
     if (cnt > 1e12) return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "range has too many elements");
     n = cnt > 0 ? (int64_t)cnt : 0;
-    if (n > 0) { /* exact count for integers */
-        __int128 sp = (__int128)b - a;
-        __int128 tt = t;
-        __int128 q = t > 0 ? (sp + tt - 1) / tt : (-sp + (-tt) - 1) / (-tt);
-        n = q > 0 ? (int64_t)q : 0;
+    if (n > 0) { /* exact count: the span of two int64 values fits in uint64 */
+        uint64_t span_u = t > 0 ? (uint64_t)b - (uint64_t)a : (uint64_t)a - (uint64_t)b;
+        uint64_t step_u = t > 0 ? (uint64_t)t : (uint64_t)(-(t + 1)) + 1u;
+        n = (int64_t)(span_u / step_u + (span_u % step_u != 0));
     }
     NEW_OUTPUT(y, 0, dt, 1, &n);
     for (int64_t i = 0; i < n; i++) core_store_i64(dt, y->data, i, a + i * t);
@@ -980,7 +980,7 @@ static kiln_status trilu_run(ops_ctx *c)
     if (k > h + w) k = h + w;
     if (k < -(h + w)) k = -(h + w);
     NEW_OUTPUT(y, 0, x->dtype, x->ndim, x->dims);
-    int64_t nmat = h * w ? x->numel / (h * w) : 0;
+    int64_t nmat = (h > 0 && w > 0) ? x->numel / (h * w) : 0;
     for (int64_t m = 0; m < nmat; m++) {
         for (int64_t i = 0; i < h; i++) {
             int64_t j0, j1, row = m * h * w + i * w;
@@ -1170,19 +1170,18 @@ static kiln_status dropout_run(ops_ctx *c)
     int opset = ops_opset(c);
     double ratio = 0.5;
     bool training = false;
-    if (opset < 12) {
-        ratio = ops_attr_float(c, "ratio", 0.5f);
-        if (opset < 7) training = ops_attr_int(c, "is_test", 0) == 0 && ratio > 0;
-        /* Dropout-7..11 are defined for inference only (tests run them as identity). */
-    } else {
+    if (opset >= 12) {
+        /* Before opset 12 Dropout has no training-mode input: kiln runs it for inference. */
         const core_tensor *rt = ops_input(c, 1), *tm = ops_input(c, 2);
         if (rt && rt->numel > 0) {
             if (rt->dtype == KILN_DTYPE_STRING) return ops_error(c, KILN_ERR_DTYPE, "ratio must be numeric");
             ratio = core_load_f64(rt->dtype, rt->data, 0);
         }
-        if (tm && tm->numel > 0) training = core_load_f64(tm->dtype, tm->data, 0) != 0;
+        if (tm && tm->numel > 0) {
+            if (tm->dtype == KILN_DTYPE_STRING) return ops_error(c, KILN_ERR_DTYPE, "training_mode must be bool");
+            training = core_load_f64(tm->dtype, tm->data, 0) != 0;
+        }
     }
-    if (opset < 7) training = false; /* is_test=0 models are still run for inference */
     if (training && (ratio < 0 || ratio > 1))
         return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "ratio %g not in [0, 1]", ratio);
     if (training && ratio == 0) training = false;

@@ -4,10 +4,12 @@
 #
 # usage: compare.py [--rtol R] [--atol A] REF_DIR GOT_DIR
 #   every REF_DIR/<name>.npy must have a GOT_DIR/<name>.npy of the same shape and dtype
-#   kind with |got - ref| <= atol + rtol * |ref| elementwise (NaN only where ref is NaN,
+#   with |got - ref| <= atol + rtol * |ref| elementwise (NaN only where ref is NaN,
 #   infinities equal). Integer and bool outputs must match exactly.
-# Prints one line: "max_abs X max_rel Y" (max_rel is over elements with |ref| > atol,
-# so near-zero references do not dominate it), then one line per problem; exit 1 on any.
+# Prints one line: "max_abs X max_rel Y tol_used Z" (max_rel is over elements with
+# |ref| > atol, so near-zero references do not dominate it; tol_used is the largest
+# |got - ref| / (atol + rtol * |ref|), <= 1 when passing), then one line per problem;
+# exit 1 on any.
 import argparse
 import os
 import sys
@@ -16,17 +18,23 @@ import numpy as np
 
 
 def compare(ref, got, rtol, atol):
-    """Returns (max_abs, max_rel, problem or None)."""
+    """Returns (max_abs, max_rel, tol_used, problem or None)."""
     if ref.shape != got.shape:
-        return None, None, f"shape {list(got.shape)}, expected {list(ref.shape)}"
-    if ref.dtype.kind != got.dtype.kind or (ref.dtype.kind != "f" and ref.dtype != got.dtype):
-        return None, None, f"dtype {got.dtype}, expected {ref.dtype}"
+        return None, None, None, f"shape {list(got.shape)}, expected {list(ref.shape)}"
+    if ref.dtype != got.dtype:
+        return None, None, None, f"dtype {got.dtype}, expected {ref.dtype}"
     if ref.size == 0:
-        return 0.0, 0.0, None
+        return 0.0, 0.0, 0.0, None
     if ref.dtype.kind != "f":
         bad = int(np.count_nonzero(ref != got))
         d = np.abs(ref.astype(np.float64) - got.astype(np.float64))
-        return float(d.max()), 0.0, (f"{bad} of {ref.size} elements differ" if bad else None)
+        used = float("inf") if bad else 0.0  # integers must match exactly
+        return float(d.max()), 0.0, used, (f"{bad} of {ref.size} elements differ" if bad else None)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _compare_float(ref, got, rtol, atol)
+
+
+def _compare_float(ref, got, rtol, atol):
     r = ref.astype(np.float64)
     g = got.astype(np.float64)
     fin = np.isfinite(r)
@@ -36,6 +44,7 @@ def compare(ref, got, rtol, atol):
     max_abs = float(d.max())
     big = fin & (np.abs(r) > atol)
     max_rel = float((d[big] / np.abs(r[big])).max()) if big.any() else 0.0
+    used = float((d / (atol + rtol * np.abs(np.where(fin, r, 0.0)))).max())
     over = fin & np.isfinite(g) & (d > atol + rtol * np.abs(r))
     nover = int(np.count_nonzero(over))
     problems = []
@@ -48,7 +57,7 @@ def compare(ref, got, rtol, atol):
         problems.append(f"{gnan_bad} elements NaN/Inf where the reference is finite")
     if special_bad:
         problems.append(f"{special_bad} NaN/Inf reference elements not matched")
-    return max_abs, max_rel, ("; ".join(problems) or None)
+    return max_abs, max_rel, used, ("; ".join(problems) or None)
 
 
 def main():
@@ -62,7 +71,7 @@ def main():
     if not names:
         print(f"no reference outputs in {a.ref_dir}")
         return 1
-    worst_abs = worst_rel = 0.0
+    worst_abs = worst_rel = worst_used = 0.0
     problems = []
     for n in names:
         gp = os.path.join(a.got_dir, n + ".npy")
@@ -75,12 +84,13 @@ def main():
             problems.append(f"output '{n}': cannot read {gp}: {e}")
             continue
         ref = np.load(os.path.join(a.ref_dir, n + ".npy"), allow_pickle=False)
-        ma, mr, p = compare(ref, got, a.rtol, a.atol)
+        ma, mr, mu, p = compare(ref, got, a.rtol, a.atol)
         if ma is not None:
             worst_abs, worst_rel = max(worst_abs, ma), max(worst_rel, mr)
+            worst_used = max(worst_used, mu)
         if p:
             problems.append(f"output '{n}': {p}")
-    print(f"max_abs {worst_abs:.3g} max_rel {worst_rel:.3g}")
+    print(f"max_abs {worst_abs:.3g} max_rel {worst_rel:.3g} tol_used {worst_used:.3g}")
     for p in problems:
         print(p)
     return 1 if problems else 0

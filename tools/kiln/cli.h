@@ -1,0 +1,13 @@
+/* cli.h — what the kiln CLI's subcommand files export to main.c's dispatcher. */
+#ifndef KILN_TOOLS_CLI_H
+#define KILN_TOOLS_CLI_H
+
+#include <stdio.h>
+
+/* Each subcommand: argv[0] is the subcommand name; returns the process exit status. */
+int cli_run_main(int argc, char **argv);
+void cli_run_help(FILE *f);
+int cli_inspect_main(int argc, char **argv);
+void cli_inspect_help(FILE *f);
+
+#endif
