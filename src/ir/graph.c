@@ -244,6 +244,70 @@ static const char *ir_node_label(const ir_node *n, char *buf, size_t size, int i
     return buf;
 }
 
+/* Values of g that node nd's subgraphs (at any depth) read from the enclosing scope:
+ * implicit inputs that ordering and liveness must respect. Calls fn(v) for each. */
+static void ir_sub_refs(const ir_graph *g, const ir_graph *sub, void (*fn)(int v, void *arg), void *arg, int depth)
+{
+    if (depth > 64) return;
+    for (int i = 0; i < sub->n_nodes; i++) {
+        const ir_node *nd = &sub->nodes[i];
+        for (int k = 0; k < nd->n_inputs; k++) {
+            int sv = nd->inputs[k];
+            if (sv < 0) continue;
+            const ir_value *val = &sub->values[sv];
+            if (val->is_graph_input || val->constant) continue;
+            bool local = false;
+            for (int j = 0; j < sub->n_nodes && !local; j++)
+                for (int o = 0; o < sub->nodes[j].n_outputs; o++)
+                    if (sub->nodes[j].outputs[o] == sv) { local = true; break; }
+            if (local) continue;
+            int v = ir_graph_find_value(g, val->name);
+            if (v >= 0) fn(v, arg);
+        }
+        for (int a = 0; a < nd->n_attrs; a++) {
+            if (nd->attrs[a].g) ir_sub_refs(g, nd->attrs[a].g, fn, arg, depth + 1);
+            for (int64_t k = 0; nd->attrs[a].graphs && k < nd->attrs[a].n; k++)
+                ir_sub_refs(g, nd->attrs[a].graphs[k], fn, arg, depth + 1);
+        }
+    }
+    for (int k = 0; k < sub->n_outputs; k++) {
+        int sv = sub->outputs[k];
+        if (sv < 0) continue;
+        const ir_value *val = &sub->values[sv];
+        if (val->is_graph_input || val->constant || (val->producer >= 0 && !val->is_outer)) continue;
+        bool local = false;
+        for (int j = 0; j < sub->n_nodes && !local; j++)
+            for (int o = 0; o < sub->nodes[j].n_outputs; o++)
+                if (sub->nodes[j].outputs[o] == sv) { local = true; break; }
+        if (local) continue;
+        int v = ir_graph_find_value(g, val->name);
+        if (v >= 0) fn(v, arg);
+    }
+}
+
+void ir_node_outer_refs(const ir_graph *g, const ir_node *nd, void (*fn)(int v, void *arg), void *arg)
+{
+    for (int a = 0; a < nd->n_attrs; a++) {
+        if (nd->attrs[a].g) ir_sub_refs(g, nd->attrs[a].g, fn, arg, 0);
+        for (int64_t k = 0; nd->attrs[a].graphs && k < nd->attrs[a].n; k++)
+            ir_sub_refs(g, nd->attrs[a].graphs[k], fn, arg, 0);
+    }
+}
+
+struct ir_sort_acc { int *producer; int *pending; int *users_start; int *users; int *fill; int node; int64_t *n_edges; };
+
+static void ir_sort_count(int v, void *arg)
+{
+    struct ir_sort_acc *a = arg;
+    if (a->producer[v] >= 0 && a->producer[v] != a->node) { a->pending[a->node]++; a->users_start[v]++; (*a->n_edges)++; }
+}
+
+static void ir_sort_fill(int v, void *arg)
+{
+    struct ir_sort_acc *a = arg;
+    if (a->producer[v] >= 0 && a->producer[v] != a->node) a->users[a->users_start[v] + a->fill[v]++] = a->node;
+}
+
 kiln_status ir_graph_sort(ir_graph *g)
 {
     kiln_status st = KILN_OK;
@@ -292,6 +356,8 @@ kiln_status ir_graph_sort(ir_graph *g)
                             ir_node_label(nd, label, sizeof label, i), val->name);
             goto done;
         }
+        struct ir_sort_acc acc = {producer, pending, users_start, NULL, NULL, i, &n_edges};
+        ir_node_outer_refs(g, nd, ir_sort_count, &acc);
     }
     for (int k = 0; k < g->n_outputs; k++) {
         int v = g->outputs[k];
@@ -315,6 +381,8 @@ kiln_status ir_graph_sort(ir_graph *g)
                 int v = nd->inputs[k];
                 if (v >= 0 && producer[v] >= 0) users[users_start[v] + fill[v]++] = i;
             }
+            struct ir_sort_acc acc = {producer, pending, users_start, users, fill, i, NULL};
+            ir_node_outer_refs(g, nd, ir_sort_fill, &acc);
         }
         free(fill);
     }

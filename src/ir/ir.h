@@ -147,6 +147,8 @@ int ir_graph_add_node(ir_graph *g, const ir_node *node);
 /* Order nodes topologically; KILN_ERR_INVALID_MODEL naming a node on the cycle, or a
  * value used but never produced. Also sets ir_value.producer. */
 kiln_status ir_graph_sort(ir_graph *g);
+/* Call fn for every value of g that nd's subgraphs read from the enclosing scope. */
+void ir_node_outer_refs(const ir_graph *g, const ir_node *nd, void (*fn)(int v, void *arg), void *arg);
 /* Structural checks: every input defined (graph input, initializer, producer, or outer
  * scope), single assignment, outputs produced, attributes well-formed. Recurses into
  * subgraphs. */

@@ -1734,6 +1734,11 @@ fail:
  * producers its enclosing graph's sort has set. */
 static kiln_status graph_sort_tree(ir_graph *g)
 {
+    if (!g->nodes) { /* ir_graph_sort memcpy's into g->nodes even when there are none */
+        if (!(g->nodes = core_calloc(1, sizeof *g->nodes)))
+            return core_oom();
+        g->cap_nodes = 1;
+    }
     kiln_status st = ir_graph_sort(g);
     if (st)
         return st;
@@ -2133,8 +2138,9 @@ static kiln_status value_decode(span raw, const ir_type *type, int depth, core_v
             }
             core_value *item;
             if ((st = value_item(field_span(&f), f.num, elem, depth, &item))) {
+                long long k = (long long)seq->n_items;
                 core_value_release(seq);
-                return core_error_prefix(st, "sequence item %lld: ", (long long)seq->n_items);
+                return core_error_prefix(st, "sequence item %lld: ", k);
             }
             if (seq->elem_dtype == KILN_DTYPE_UNDEFINED && item->kind == CORE_VALUE_TENSOR)
                 seq->elem_dtype = item->tensor->dtype;

@@ -143,6 +143,50 @@ LA_DEFINE_GEMM(la_gemm_f32, float)
 LA_DEFINE_GEMM(la_gemm_f64, double)
 LA_DEFINE_GEMM(la_gemm_u64, uint64_t)
 
+/* C[M,N] = A[M,K] x B^T with A row-major (row stride lda) and B given as [N, K] row-major:
+ * plain dot products. Used when M is small, where transposing B first would cost as much
+ * as the product itself (a Linear layer at batch 1). */
+#define LA_DEFINE_GEMM_BT(NAME, T)                                                              \
+    static void NAME(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, const T *B,      \
+                     T *C, int64_t ldc)                                                         \
+    {                                                                                           \
+        for (int64_t i = 0; i < M; i++)                                                         \
+            for (int64_t j = 0; j < N; j++) {                                                   \
+                const T *a = A + i * lda, *b = B + j * K;                                       \
+                T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                               \
+                int64_t k = 0;                                                                  \
+                for (; k + 4 <= K; k += 4) {                                                    \
+                    s0 += a[k] * b[k];                                                          \
+                    s1 += a[k + 1] * b[k + 1];                                                  \
+                    s2 += a[k + 2] * b[k + 2];                                                  \
+                    s3 += a[k + 3] * b[k + 3];                                                  \
+                }                                                                               \
+                for (; k < K; k++) s0 += a[k] * b[k];                                           \
+                C[i * ldc + j] = (s0 + s1) + (s2 + s3);                                         \
+            }                                                                                   \
+    }
+
+LA_DEFINE_GEMM_BT(la_gemm_bt_f32, float)
+LA_DEFINE_GEMM_BT(la_gemm_bt_f64, double)
+
+/* dst[K, N] = transpose of src[N, K], in cache-sized tiles. */
+#define LA_DEFINE_TRANSPOSE(NAME, T)                                                            \
+    static void NAME(int64_t N, int64_t K, const T *src, T *dst)                                \
+    {                                                                                           \
+        for (int64_t n0 = 0; n0 < N; n0 += 32)                                                  \
+            for (int64_t k0 = 0; k0 < K; k0 += 32) {                                            \
+                int64_t n1 = n0 + 32 < N ? n0 + 32 : N, k1 = k0 + 32 < K ? k0 + 32 : K;         \
+                for (int64_t n = n0; n < n1; n++)                                               \
+                    for (int64_t k = k0; k < k1; k++) dst[k * N + n] = src[n * K + k];         \
+            }                                                                                   \
+    }
+
+LA_DEFINE_TRANSPOSE(la_transpose_f32, float)
+LA_DEFINE_TRANSPOSE(la_transpose_f64, double)
+
+/* Below this many rows of op(A), Gemm with transB multiplies by B^T directly. */
+#define LA_BT_MAX_M 16
+
 /* ---- batched matmul shapes (numpy matmul semantics) --------------------------------------- */
 
 typedef struct la_mm {
@@ -312,17 +356,20 @@ static kiln_status gemm_run(ops_ctx *c)
     bool use_c = cc && beta != 0.0;
     if (dt == KILN_DTYPE_DOUBLE) {
         const double *B = b->data;
-        double *bt = NULL;
-        if (tb) {
-            bt = core_malloc((size_t)(K * N > 0 ? K * N : 1) * sizeof(double));
-            if (!bt) return core_oom();
-            for (int64_t n = 0; n < N; n++)
-                for (int64_t k = 0; k < K; k++) bt[k * N + n] = B[n * K + k];
-            B = bt;
-        }
         double *Y = y->data;
-        la_gemm_f64(M, N, K, a->data, rsa, csa, B, N, Y, N);
-        free(bt);
+        if (tb && !ta && M <= LA_BT_MAX_M) {
+            la_gemm_bt_f64(M, N, K, a->data, K, B, Y, N);
+        } else {
+            double *bt = NULL;
+            if (tb) {
+                bt = core_malloc((size_t)(K * N > 0 ? K * N : 1) * sizeof(double));
+                if (!bt) return core_oom();
+                la_transpose_f64(N, K, B, bt);
+                B = bt;
+            }
+            la_gemm_f64(M, N, K, a->data, rsa, csa, B, N, Y, N);
+            free(bt);
+        }
         const double *C = cc ? cc->data : NULL;
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
@@ -338,12 +385,11 @@ static kiln_status gemm_run(ops_ctx *c)
         float *C = use_c ? la_load_f32(cc, &oc) : NULL;
         float *bt = NULL, *Y = NULL;
         bool ok = A && B && (!use_c || C);
-        if (ok && tb) {
+        bool direct_bt = tb && !ta && M <= LA_BT_MAX_M;
+        if (ok && tb && !direct_bt) {
             bt = core_malloc((size_t)(K * N > 0 ? K * N : 1) * sizeof(float));
             ok = bt != NULL;
-            if (ok)
-                for (int64_t n = 0; n < N; n++)
-                    for (int64_t k = 0; k < K; k++) bt[k * N + n] = B[n * K + k];
+            if (ok) la_transpose_f32(N, K, B, bt);
         }
         if (ok) {
             Y = dt == KILN_DTYPE_FLOAT ? (float *)y->data
@@ -351,7 +397,8 @@ static kiln_status gemm_run(ops_ctx *c)
             ok = Y != NULL;
         }
         if (ok) {
-            la_gemm_f32(M, N, K, A, rsa, csa, tb ? bt : B, N, Y, N);
+            if (direct_bt) la_gemm_bt_f32(M, N, K, A, K, B, Y, N);
+            else la_gemm_f32(M, N, K, A, rsa, csa, tb ? bt : B, N, Y, N);
             float fa = (float)alpha, fb = (float)beta;
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++) {

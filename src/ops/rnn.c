@@ -98,7 +98,7 @@ static float *rnn_f32(const core_tensor *t, bool *owned)
 {
     *owned = false;
     if (!t) return NULL;
-    if (t->dtype == KILN_DTYPE_FLOAT) return (float *)t->data;
+    if (t->dtype == KILN_DTYPE_FLOAT && t->data) return (float *)t->data;
     float *p = core_malloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
     if (!p) return NULL;
     for (int64_t i = 0; i < t->numel; i++) p[i] = (float)core_load_f64(t->dtype, t->data, i);

@@ -186,23 +186,12 @@ static core_value *rt_lookup_outer(const rt_frame *f, const char *name)
     return NULL;
 }
 
-/* Mark in `last` the latest node of g (index i) that needs each value of g, counting
- * outer-scope uses made inside node i's subgraphs. */
-static void rt_mark_subgraph_uses(const ir_graph *g, const ir_graph *sub, int i, int *last)
+struct rt_last_use { int *last; int node; };
+
+static void rt_mark_use(int v, void *arg)
 {
-    for (int v = 0; v < sub->n_values; v++) {
-        if (!sub->values[v].is_outer) continue;
-        int id = ir_graph_find_value(g, sub->values[v].name);
-        if (id >= 0 && last[id] < i) last[id] = i;
-    }
-    for (int n = 0; n < sub->n_nodes; n++) {
-        const ir_node *nd = &sub->nodes[n];
-        for (int a = 0; a < nd->n_attrs; a++) {
-            if (nd->attrs[a].g) rt_mark_subgraph_uses(g, nd->attrs[a].g, i, last);
-            for (int64_t k = 0; nd->attrs[a].graphs && k < nd->attrs[a].n; k++)
-                rt_mark_subgraph_uses(g, nd->attrs[a].graphs[k], i, last);
-        }
-    }
+    struct rt_last_use *u = arg;
+    if (u->last[v] < u->node) u->last[v] = u->node;
 }
 
 static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, uint64_t *rng,
@@ -250,11 +239,8 @@ static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, uint6
         const ir_node *nd = &g->nodes[i];
         for (int k = 0; k < nd->n_inputs; k++)
             if (nd->inputs[k] >= 0) last[nd->inputs[k]] = i;
-        for (int a = 0; a < nd->n_attrs; a++) {
-            if (nd->attrs[a].g) rt_mark_subgraph_uses(g, nd->attrs[a].g, i, last);
-            for (int64_t k = 0; nd->attrs[a].graphs && k < nd->attrs[a].n; k++)
-                rt_mark_subgraph_uses(g, nd->attrs[a].graphs[k], i, last);
-        }
+        struct rt_last_use u = {last, i};
+        ir_node_outer_refs(g, nd, rt_mark_use, &u);
     }
     for (int k = 0; k < g->n_outputs; k++) last[g->outputs[k]] = g->n_nodes;
 

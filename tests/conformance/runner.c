@@ -502,12 +502,13 @@ static bool run_test(const test_case *tc, char *msg, size_t size)
 
     char **names = list_dir(tc->path, &n_sets);
     sets = names;
-    int n_run = 0;
+    int n_run = 0, n_data_sets = 0;
+    for (int s = 0; s < n_sets; s++) n_data_sets += !strncmp(names[s], "test_data_set_", 14);
     for (int s = 0; s < n_sets; s++) {
         if (strncmp(names[s], "test_data_set_", 14)) continue;
         char *dir = path_join(tc->path, names[s]);
         int n_in = count_prefixed(dir, "input"), n_out = count_prefixed(dir, "output");
-        const char *set_tag = n_sets > 1 ? names[s] : NULL;
+        const char *set_tag = n_data_sets > 1 ? names[s] : NULL;
         char pre[128] = "";
         if (set_tag) snprintf(pre, sizeof pre, "%s: ", set_tag);
         int n_noninit = 0;

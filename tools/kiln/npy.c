@@ -168,6 +168,7 @@ static kiln_status parse_descr(const char *d, npy_dtype *out)
         *out = (npy_dtype){'|', 'b', 1, KILN_DTYPE_BOOL};
         return KILN_OK;
     }
+    if (kind == 'O') return core_error(KILN_ERR_UNSUPPORTED, ".npy: object arrays ('%s') are not supported", d);
     char *end;
     errno = 0;
     long size = strtol(p, &end, 10);
@@ -197,10 +198,7 @@ static kiln_status parse_descr(const char *d, npy_dtype *out)
     case 'a': t = KILN_DTYPE_STRING; kind = 'S'; break;
     default: break;
     }
-    if (t == KILN_DTYPE_UNDEFINED) {
-        if (kind == 'O') return core_error(KILN_ERR_UNSUPPORTED, ".npy: object arrays ('%s') are not supported", d);
-        return core_error(KILN_ERR_UNSUPPORTED, ".npy: unsupported dtype '%s'", d);
-    }
+    if (t == KILN_DTYPE_UNDEFINED) return core_error(KILN_ERR_UNSUPPORTED, ".npy: unsupported dtype '%s'", d);
     out->order = order;
     out->kind = kind;
     out->itemsize = (size_t)size;
