@@ -512,6 +512,23 @@ static void tensor_fill_typed(span raw, int fnum, onnx_wire_type ewt, core_tenso
     }
 }
 
+/* An owned tensor whose storage is not zeroed: every byte is written right after (saves a
+ * pass over large weights that have to be copied). Non-string dtypes only. */
+static core_tensor *tensor_new_uninit(kiln_dtype dt, int ndim, const int64_t *dims)
+{
+    core_tensor *t = core_tensor_wrap(dt, ndim, dims, NULL);
+    if (!t)
+        return NULL;
+    size_t sz = (t->nbytes + 63) & ~(size_t)63;
+    if (sz < t->nbytes || !(t->data = aligned_alloc(64, sz ? sz : 64))) {
+        core_tensor_destroy(t);
+        core_oom();
+        return NULL;
+    }
+    t->owns_data = true;
+    return t;
+}
+
 /* Decode a TensorProto. With L->borrow, raw/external data aligned for the dtype is
  * borrowed from the backing storage instead of copied. */
 static kiln_status tensor_decode(loader *L, span raw, const char *ctx, core_tensor **out)
@@ -589,7 +606,7 @@ static kiln_status tensor_decode(loader *L, span raw, const char *ctx, core_tens
             if (!t)
                 return core_error_prefix(KILN_ERR_PARSE, "%s: ", what);
         } else {
-            t = core_tensor_create(dt, ti.ndim, dims);
+            t = tensor_new_uninit(dt, ti.ndim, dims);
             if (!t)
                 return core_error_prefix(KILN_ERR_OUT_OF_MEMORY, "%s: ", what);
             if (packed_bits(dt))

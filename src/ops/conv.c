@@ -892,9 +892,9 @@ static kiln_status deform_conv_run(ops_ctx *c)
                     const double *mb = pm ? pm + ((n * og + ogi) * g.k_sp + kp) * g.out_sp : NULL;
                     int64_t oc[KILN_MAX_DIMS] = {0};
                     for (int64_t p = 0; p < g.out_sp; p++, ops_index_next(nsp, g.out, oc)) {
-                        double pos[KILN_MAX_DIMS];
-                        int64_t lo[KILN_MAX_DIMS];
-                        double fr[KILN_MAX_DIMS];
+                        double pos[KILN_MAX_DIMS] = {0};
+                        int64_t lo[KILN_MAX_DIMS] = {0};
+                        double fr[KILN_MAX_DIMS] = {0};
                         for (int i = 0; i < nsp; i++) {
                             pos[i] = (double)(oc[i] * g.s[i] - g.pb[i] + kidx[i] * g.d[i]) +
                                      ob[i * g.out_sp + p];

@@ -10,4 +10,11 @@
  * (rt_graph_prepare). Recurses into subgraphs. */
 kiln_status opt_fold_constants(ir_graph *g);
 
+/* Replace ai.onnx.preview.training.Gradient nodes by their backward graph. */
+kiln_status opt_expand_gradients(ir_graph *g);
+
+/* Everything between import and execution: expand gradients, resolve kernels
+ * (rt_graph_prepare), fold constants and infer shapes. */
+kiln_status opt_prepare_model(ir_model *m);
+
 #endif

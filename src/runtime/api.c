@@ -20,8 +20,7 @@ struct kiln_context {
 
 static kiln_status api_model_finish(ir_model *m, const kiln_load_options *opts, kiln_model **out)
 {
-    kiln_status st = rt_graph_prepare(m->graph);
-    if (st == KILN_OK) st = opt_fold_constants(m->graph);
+    kiln_status st = opt_prepare_model(m);
     if (st) { ir_model_destroy(m); return st; }
     kiln_model *km = calloc(1, sizeof *km);
     ir_graph *g = m->graph;

@@ -3,6 +3,7 @@
 #include "core/core.h"
 #include "ir/ir.h"
 #include "onnx/onnx.h"
+#include "opt/opt.h"
 #include "runtime/runtime.h"
 
 #include <dirent.h>
@@ -445,7 +446,7 @@ static bool run_test(const test_case *tc, char *msg, size_t size)
         goto done;
     }
     ir_graph *g = m->graph;
-    st = rt_graph_prepare(g);
+    st = opt_prepare_model(m); /* what users get: gradients expanded, kernels resolved, constants folded */
     if (st != KILN_OK) {
         set_reason(msg, size, "%s: %s", st == KILN_ERR_UNSUPPORTED ? "unsupported" : "prepare",
                    core_error_text());

@@ -118,6 +118,7 @@ static void iv_set(shape_table *st, int vid, const int64_t *v, int64_t n)
 
 static const int64_t *iv_get(shape_table *st, int vid, int64_t *n)
 {
+    *n = 0;
     if (vid < 0 || vid >= st->g->n_values || !st->v[vid].iv) return NULL;
     *n = st->v[vid].ivn;
     return st->v[vid].iv;
@@ -308,6 +309,7 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
     if (!default_domain(n->domain)) return;
     vshape *x = sh_get(st, in_id(n, 0));
     int64_t out[KILN_MAX_DIMS];
+    memset(out, 0, sizeof out);
     int y = out_id(n, 0);
 
     if (op_in(n, unary_ops)) {
@@ -613,7 +615,7 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
         return;
     }
     if (op_is(n, "Slice")) {
-        int64_t nst, nen, nax = 0, nstep = 0;
+        int64_t nst = 0, nen = 0, nax = 0, nstep = 0;
         const int64_t *starts, *ends, *axes = NULL, *steps = NULL;
         if (opset < 10) {
             starts = attr_ints(n, "starts", &nst);

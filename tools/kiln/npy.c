@@ -329,6 +329,7 @@ kiln_status npy_decode(const void *buf, size_t size, core_tensor **out)
     kiln_status st = parse_header((const char *)b + hstart, hlen, &h);
     if (st != KILN_OK) return st;
     npy_dtype nd;
+    memset(&nd, 0, sizeof nd);
     if ((st = parse_descr(h.descr, &nd)) != KILN_OK) return st;
     if (h.fortran && h.ndim >= 2) {
         int n1 = 0;
