@@ -31,8 +31,8 @@ static int conv_auto_pad(const ops_ctx *c)
     return -1;
 }
 
-/* Read an ints attribute of exactly n values (or `alt_n` values when alt_n > 0), filling
- * dflt when absent. Returns the count read, or -1 with the error set. */
+/* Read an ints attribute of exactly n values, filling dflt when absent. Returns the count
+ * read (0 when absent), or -1 with the error set. */
 static int conv_attr_ints(const ops_ctx *c, const char *name, int n, int64_t dflt, int64_t *out,
                           int64_t minval)
 {
@@ -48,9 +48,10 @@ static int conv_attr_ints(const ops_ctx *c, const char *name, int n, int64_t dfl
         return -1;
     }
     for (int i = 0; i < n; i++) {
-        if (v[i] < minval) {
-            ops_error(c, KILN_ERR_INVALID_MODEL, "attribute '%s'[%d] = %lld, must be >= %lld",
-                      name, i, (long long)v[i], (long long)minval);
+        /* the upper bound keeps size arithmetic (stride * extent + pads) far from overflow */
+        if (v[i] < minval || v[i] > INT32_MAX) {
+            ops_error(c, KILN_ERR_INVALID_MODEL, "attribute '%s'[%d] = %lld, must be in [%lld, %d]",
+                      name, i, (long long)v[i], (long long)minval, INT32_MAX);
             return -1;
         }
         out[i] = v[i];
@@ -595,7 +596,11 @@ static kiln_status convt_geom_init(const ops_ctx *c, const core_tensor *x, const
             return ops_error(c, KILN_ERR_SHAPE, "kernel_shape[%d] = %lld but weight has %lld", i,
                              (long long)ks[i], (long long)g->k[i]);
         int64_t op = opad ? opad[i] : 0;
-        if (op < 0) return ops_error(c, KILN_ERR_INVALID_MODEL, "output_padding[%d] is negative", i);
+        if (op < 0 || op > INT32_MAX)
+            return ops_error(c, KILN_ERR_INVALID_MODEL, "output_padding[%d] = %lld is out of range", i,
+                             (long long)op);
+        if (g->in[i] > 0 && g->in[i] - 1 > ((int64_t)1 << 60) / g->s[i])
+            return ops_error(c, KILN_ERR_SHAPE, "spatial dim %d: output size overflows", i);
         int64_t full = g->s[i] * (g->in[i] - 1) + op + (g->k[i] - 1) * g->d[i] + 1;
         bool same = ap == PAD_SAME_UPPER || ap == PAD_SAME_LOWER;
         if (oshape || (same && !has_pads)) {

@@ -32,9 +32,10 @@ static int pool_attr_ints(const ops_ctx *c, const char *name, int n, int64_t dfl
         return -1;
     }
     for (int i = 0; i < n; i++) {
-        if (v[i] < minval) {
-            ops_error(c, KILN_ERR_INVALID_MODEL, "attribute '%s'[%d] = %lld, must be >= %lld",
-                      name, i, (long long)v[i], (long long)minval);
+        /* the upper bound keeps size arithmetic (stride * extent + pads) far from overflow */
+        if (v[i] < minval || v[i] > INT32_MAX) {
+            ops_error(c, KILN_ERR_INVALID_MODEL, "attribute '%s'[%d] = %lld, must be in [%lld, %d]",
+                      name, i, (long long)v[i], (long long)minval, INT32_MAX);
             return -1;
         }
         out[i] = v[i];
@@ -134,8 +135,10 @@ static void pool_store(core_tensor *y, const double *v)
     }
 }
 
-/* One pooling pass over all (n, c) planes. For MAX, idx (may be NULL) receives the flat
- * input index of the max (storage_order 1: column-major spatial part). */
+/* One pooling pass over all (n, c) planes. Only the taps that land inside the input are
+ * visited (a malformed kernel far larger than the input costs nothing); the padded-tap
+ * count for count_include_pad is computed per dim. For MAX, idx (may be NULL) receives
+ * the flat input index of the max (storage_order 1: column-major spatial part). */
 static void pool_compute(const pool_geom *g, int kind, bool include_pad, double p,
                          int storage_order, const double *x, double *y, int64_t *idx)
 {
@@ -144,36 +147,47 @@ static void pool_compute(const pool_geom *g, int kind, bool include_pad, double 
     ops_contiguous_strides(nsp, g->in, istr);
     int64_t cs = 1;
     for (int i = 0; i < nsp; i++) { cstr[i] = cs; cs *= g->in[i]; }
-    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
-        const double *xp = x + pl * g->in_sp;
-        double *yp = y + pl * g->out_sp;
-        int64_t oc[KILN_MAX_DIMS] = {0};
-        for (int64_t o = 0; o < g->out_sp; o++, ops_index_next(nsp, g->out, oc)) {
-            int64_t start[KILN_MAX_DIMS];
-            for (int i = 0; i < nsp; i++) start[i] = oc[i] * g->s[i] - g->pb[i];
+    int64_t oc[KILN_MAX_DIMS] = {0};
+    for (int64_t o = 0; o < g->out_sp; o++, ops_index_next(nsp, g->out, oc)) {
+        /* valid taps per dim: j in [jlo, jhi) with 0 <= start + j*d < in */
+        int64_t start[KILN_MAX_DIMS], jlo[KILN_MAX_DIMS], jn[KILN_MAX_DIMS];
+        int64_t cnt = 1, cnt_pad = 1;
+        for (int i = 0; i < nsp; i++) {
+            int64_t st = oc[i] * g->s[i] - g->pb[i], d = g->d[i];
+            start[i] = st;
+            int64_t lo = st >= 0 ? 0 : (-st + d - 1) / d;
+            int64_t hi = g->in[i] - st <= 0 ? 0 : (g->in[i] - st + d - 1) / d;
+            if (hi > g->k[i]) hi = g->k[i];
+            jlo[i] = lo;
+            jn[i] = hi > lo ? hi - lo : 0;
+            /* taps before the end of the trailing pad (windows start at or after -pb) */
+            int64_t lim = g->in[i] + g->pe[i] - st;
+            int64_t np = lim <= 0 ? 0 : (lim + d - 1) / d;
+            if (np > g->k[i]) np = g->k[i];
+            cnt *= jn[i];
+            cnt_pad *= np;
+        }
+        for (int64_t pl = 0; pl < g->N * g->C; pl++) {
+            const double *xp = x + pl * g->in_sp;
             double acc = kind == POOL_MAX ? -INFINITY : 0.0;
-            int64_t best = -1, cnt = 0, cnt_pad = 0;
-            int64_t kc[KILN_MAX_DIMS] = {0};
-            for (int64_t t = 0; t < g->k_sp; t++, ops_index_next(nsp, g->k, kc)) {
-                bool inside = true, in_padded = true;
-                int64_t off = 0, coff = 0;
-                for (int i = 0; i < nsp; i++) {
-                    int64_t ii = start[i] + kc[i] * g->d[i];
-                    if (ii < 0 || ii >= g->in[i]) inside = false;
-                    if (ii >= g->in[i] + g->pe[i]) in_padded = false;
-                    off += ii * istr[i];
-                    coff += ii * cstr[i];
-                }
-                if (in_padded) cnt_pad++;
-                if (!inside) continue;
-                double v = xp[off];
-                cnt++;
-                if (kind == POOL_MAX) {
-                    if (best < 0 || v > acc) { acc = v; best = storage_order ? coff : off; }
-                } else if (kind == POOL_AVG) {
-                    acc += v;
-                } else {
-                    acc += p == 2.0 ? v * v : pow(fabs(v), p);
+            int64_t best = -1;
+            if (cnt > 0) {
+                int64_t kc[KILN_MAX_DIMS] = {0};
+                for (int64_t t = 0; t < cnt; t++, ops_index_next(nsp, jn, kc)) {
+                    int64_t off = 0, coff = 0;
+                    for (int i = 0; i < nsp; i++) {
+                        int64_t ii = start[i] + (jlo[i] + kc[i]) * g->d[i];
+                        off += ii * istr[i];
+                        coff += ii * cstr[i];
+                    }
+                    double v = xp[off];
+                    if (kind == POOL_MAX) {
+                        if (best < 0 || v > acc) { acc = v; best = storage_order ? coff : off; }
+                    } else if (kind == POOL_AVG) {
+                        acc += v;
+                    } else {
+                        acc += p == 2.0 ? v * v : pow(fabs(v), p);
+                    }
                 }
             }
             if (kind == POOL_AVG) {
@@ -184,7 +198,7 @@ static void pool_compute(const pool_geom *g, int kind, bool include_pad, double 
             } else if (best < 0) {
                 acc = 0.0; /* window entirely in padding */
             }
-            yp[o] = acc;
+            y[pl * g->out_sp + o] = acc;
             if (idx) idx[pl * g->out_sp + o] = best < 0 ? -1 : pl * g->in_sp + best;
         }
     }

@@ -354,9 +354,8 @@ static kiln_status reshape_run(ops_ctx *c)
         if (has_zero && allowzero)
             return ops_error(c, KILN_ERR_SHAPE, "shape has both 0 and -1 with allowzero=1");
         if (known == 0) {
-            if (x->numel != 0)
-                return ops_error(c, KILN_ERR_SHAPE, "cannot infer -1: the other dims multiply to 0");
-            out[neg] = 0;
+            /* ambiguous for an empty input, impossible otherwise (numpy and ORT agree) */
+            return ops_error(c, KILN_ERR_SHAPE, "cannot infer -1: the other dims multiply to 0");
         } else {
             if (x->numel % known)
                 return ops_error(c, KILN_ERR_SHAPE, "cannot reshape %lld elements with -1 (rest %lld)",
