@@ -131,9 +131,10 @@ static kiln_status conv_geom_init(const ops_ctx *c, const core_tensor *x, const 
             if (ap == PAD_SAME_UPPER) { g->pb[i] = total / 2; g->pe[i] = total - total / 2; }
             else { g->pb[i] = total - total / 2; g->pe[i] = total / 2; }
         }
-        g->in_sp *= g->in[i];
-        g->out_sp *= g->out[i];
-        g->k_sp *= g->k[i];
+        if (!core_mul_size(g->in_sp, g->in[i], &g->in_sp) ||
+            !core_mul_size(g->out_sp, g->out[i], &g->out_sp) ||
+            !core_mul_size(g->k_sp, g->k[i], &g->k_sp))
+            return ops_error(c, KILN_ERR_SHAPE, "spatial dim %d: sizes overflow", i);
     }
     return KILN_OK;
 }
@@ -627,9 +628,10 @@ static kiln_status convt_geom_init(const ops_ctx *c, const core_tensor *x, const
                 return ops_error(c, KILN_ERR_SHAPE, "spatial dim %d: output size %lld is negative",
                                  i, (long long)g->out[i]);
         }
-        g->in_sp *= g->in[i];
-        g->out_sp *= g->out[i];
-        g->k_sp *= g->k[i];
+        if (!core_mul_size(g->in_sp, g->in[i], &g->in_sp) ||
+            !core_mul_size(g->out_sp, g->out[i], &g->out_sp) ||
+            !core_mul_size(g->k_sp, g->k[i], &g->k_sp))
+            return ops_error(c, KILN_ERR_SHAPE, "spatial dim %d: sizes overflow", i);
     }
     return KILN_OK;
 }

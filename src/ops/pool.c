@@ -99,9 +99,10 @@ static kiln_status pool_geom_init(const ops_ctx *c, const core_tensor *x, pool_g
             /* the last window must start inside the input or its leading pad */
             if (ceil_mode && (g->out[i] - 1) * g->s[i] >= g->in[i] + g->pb[i]) g->out[i]--;
         }
-        g->in_sp *= g->in[i];
-        g->out_sp *= g->out[i];
-        g->k_sp *= g->k[i];
+        if (!core_mul_size(g->in_sp, g->in[i], &g->in_sp) ||
+            !core_mul_size(g->out_sp, g->out[i], &g->out_sp) ||
+            !core_mul_size(g->k_sp, g->k[i], &g->k_sp))
+            return ops_error(c, KILN_ERR_SHAPE, "spatial dim %d: sizes overflow", i);
     }
     return KILN_OK;
 }
@@ -147,47 +148,45 @@ static void pool_compute(const pool_geom *g, int kind, bool include_pad, double 
     ops_contiguous_strides(nsp, g->in, istr);
     int64_t cs = 1;
     for (int i = 0; i < nsp; i++) { cstr[i] = cs; cs *= g->in[i]; }
-    int64_t oc[KILN_MAX_DIMS] = {0};
-    for (int64_t o = 0; o < g->out_sp; o++, ops_index_next(nsp, g->out, oc)) {
-        /* valid taps per dim: j in [jlo, jhi) with 0 <= start + j*d < in */
-        int64_t start[KILN_MAX_DIMS], jlo[KILN_MAX_DIMS], jn[KILN_MAX_DIMS];
-        int64_t cnt = 1, cnt_pad = 1;
-        for (int i = 0; i < nsp; i++) {
-            int64_t st = oc[i] * g->s[i] - g->pb[i], d = g->d[i];
-            start[i] = st;
-            int64_t lo = st >= 0 ? 0 : (-st + d - 1) / d;
-            int64_t hi = g->in[i] - st <= 0 ? 0 : (g->in[i] - st + d - 1) / d;
-            if (hi > g->k[i]) hi = g->k[i];
-            jlo[i] = lo;
-            jn[i] = hi > lo ? hi - lo : 0;
-            /* taps before the end of the trailing pad (windows start at or after -pb) */
-            int64_t lim = g->in[i] + g->pe[i] - st;
-            int64_t np = lim <= 0 ? 0 : (lim + d - 1) / d;
-            if (np > g->k[i]) np = g->k[i];
-            cnt *= jn[i];
-            cnt_pad *= np;
-        }
-        for (int64_t pl = 0; pl < g->N * g->C; pl++) {
-            const double *xp = x + pl * g->in_sp;
+    for (int64_t pl = 0; pl < g->N * g->C; pl++) {
+        const double *xp = x + pl * g->in_sp;
+        int64_t oc[KILN_MAX_DIMS] = {0};
+        for (int64_t o = 0; o < g->out_sp; o++, ops_index_next(nsp, g->out, oc)) {
+            /* valid taps per dim: j in [jlo, jlo + jn) with 0 <= start + j*d < in */
+            int64_t start[KILN_MAX_DIMS], jlo[KILN_MAX_DIMS], jn[KILN_MAX_DIMS];
+            int64_t cnt = 1, cnt_pad = 1;
+            for (int i = 0; i < nsp; i++) {
+                int64_t st = oc[i] * g->s[i] - g->pb[i], d = g->d[i];
+                start[i] = st;
+                int64_t lo = st >= 0 ? 0 : (-st + d - 1) / d;
+                int64_t hi = g->in[i] - st <= 0 ? 0 : (g->in[i] - st + d - 1) / d;
+                if (hi > g->k[i]) hi = g->k[i];
+                jlo[i] = lo;
+                jn[i] = hi > lo ? hi - lo : 0;
+                /* taps before the end of the trailing pad (windows start at or after -pb) */
+                int64_t lim = g->in[i] + g->pe[i] - st;
+                int64_t np = lim <= 0 ? 0 : (lim + d - 1) / d;
+                if (np > g->k[i]) np = g->k[i];
+                cnt *= jn[i];
+                cnt_pad *= np;
+            }
             double acc = kind == POOL_MAX ? -INFINITY : 0.0;
             int64_t best = -1;
-            if (cnt > 0) {
-                int64_t kc[KILN_MAX_DIMS] = {0};
-                for (int64_t t = 0; t < cnt; t++, ops_index_next(nsp, jn, kc)) {
-                    int64_t off = 0, coff = 0;
-                    for (int i = 0; i < nsp; i++) {
-                        int64_t ii = start[i] + (jlo[i] + kc[i]) * g->d[i];
-                        off += ii * istr[i];
-                        coff += ii * cstr[i];
-                    }
-                    double v = xp[off];
-                    if (kind == POOL_MAX) {
-                        if (best < 0 || v > acc) { acc = v; best = storage_order ? coff : off; }
-                    } else if (kind == POOL_AVG) {
-                        acc += v;
-                    } else {
-                        acc += p == 2.0 ? v * v : pow(fabs(v), p);
-                    }
+            int64_t kc[KILN_MAX_DIMS] = {0};
+            for (int64_t t = 0; t < cnt; t++, ops_index_next(nsp, jn, kc)) {
+                int64_t off = 0, coff = 0;
+                for (int i = 0; i < nsp; i++) {
+                    int64_t ii = start[i] + (jlo[i] + kc[i]) * g->d[i];
+                    off += ii * istr[i];
+                    coff += ii * cstr[i];
+                }
+                double v = xp[off];
+                if (kind == POOL_MAX) {
+                    if (best < 0 || v > acc) { acc = v; best = storage_order ? coff : off; }
+                } else if (kind == POOL_AVG) {
+                    acc += v;
+                } else {
+                    acc += p == 2.0 ? v * v : pow(fabs(v), p);
                 }
             }
             if (kind == POOL_AVG) {

@@ -244,7 +244,8 @@ static kiln_status identity_run(ops_ctx *c)
 static kiln_status constant_run(ops_ctx *c)
 {
     const ir_attr *a;
-    if ((a = ops_attr(c, "value")) && a->type == IR_ATTR_TENSOR && a->t) {
+    /* The importer densifies sparse_value into a->t. */
+    if (((a = ops_attr(c, "value")) || (a = ops_attr(c, "sparse_value"))) && a->t) {
         core_tensor *t = core_tensor_clone(a->t);
         if (!t) return KILN_ERR_OUT_OF_MEMORY;
         core_value *v = core_value_from_tensor(t);
@@ -288,7 +289,7 @@ static kiln_status constant_run(ops_ctx *c)
         return KILN_OK;
     }
     if (ops_has_attr(c, "sparse_value"))
-        return ops_error(c, KILN_ERR_UNSUPPORTED, "sparse_value constants are not supported");
+        return ops_error(c, KILN_ERR_INVALID_MODEL, "sparse_value holds no tensor");
     return ops_error(c, KILN_ERR_INVALID_MODEL, "no value attribute");
 }
 
@@ -558,12 +559,13 @@ static kiln_status split_run(ops_ctx *c)
         }
         for (int i = 0; i < no; i++) sizes[i] = dim / no;
     }
-    int64_t total = 0;
-    for (int i = 0; i < no; i++) {
+    for (int i = 0; i < no; i++)
         if (sizes[i] < 0) {
             st = ops_error(c, KILN_ERR_INVALID_ARGUMENT, "split[%d] is %lld", i, (long long)sizes[i]);
             goto done;
         }
+    int64_t total = 0;
+    for (int i = 0; i < no; i++) {
         total += sizes[i];
         if (total > dim) break;
     }
@@ -1002,7 +1004,9 @@ static kiln_status depth_to_space_run(ops_ctx *c)
     bool crd = !strcmp(mode, "CRD");
     if (!crd && strcmp(mode, "DCR")) return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "unknown mode '%s'", mode);
     int64_t n = x->dims[0], ch = x->dims[1], h = x->dims[2], w = x->dims[3];
-    if (b <= 0 || b > 65536 || ch % (b * b))
+    if (b <= 0 || b > 65536)
+        return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "blocksize %lld must be in [1, 65536]", (long long)b);
+    if (ch % (b * b))
         return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "blocksize %lld does not divide %lld channels",
                          (long long)b, (long long)ch);
     int64_t co = ch / (b * b), xs[4];
@@ -1026,7 +1030,9 @@ static kiln_status space_to_depth_run(ops_ctx *c)
     if (x->ndim != 4) return ops_error(c, KILN_ERR_SHAPE, "input has %d dims, expected 4", x->ndim);
     int64_t b = ops_attr_int(c, "blocksize", 0);
     int64_t n = x->dims[0], ch = x->dims[1], h = x->dims[2], w = x->dims[3];
-    if (b <= 0 || b > 65536 || h % b || w % b)
+    if (b <= 0 || b > 65536)
+        return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "blocksize %lld must be in [1, 65536]", (long long)b);
+    if (h % b || w % b)
         return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "blocksize %lld does not divide %lldx%lld",
                          (long long)b, (long long)h, (long long)w);
     int64_t xs[4];

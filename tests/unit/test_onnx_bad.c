@@ -173,7 +173,7 @@ static void write_file(const char *path, const void *d, size_t n)
 
 static kiln_status load_file_model(const char *dir, const char *name, buf *model, ir_model **m)
 {
-    char path[512];
+    char path[1100];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     write_file(path, model->p, model->n);
     core_error_clear();

@@ -14,11 +14,12 @@
 void cli_inspect_help(FILE *f)
 {
     fprintf(f,
-            "usage: kiln inspect MODEL [--check]\n\n"
+            "usage: kiln inspect MODEL [--check] [--shapes]\n\n"
             "Prints the IR version, producer, opset imports, inputs and outputs (dtype and\n"
             "shape, symbolic dims by name), an op histogram (subgraphs included), the number\n"
             "of initializers with their parameter count and bytes, and a FLOPs estimate per\n"
             "inference (symbolic dims taken as 1).\n"
+            "  --shapes  list every top-level node with its output shapes and FLOPs\n"
             "  --check   validate the graph (structure, opset imports, attributes) and list\n"
             "            every node whose op kiln cannot run yet; exit 1 if the model is\n"
             "            invalid or has unsupported ops.\n");
@@ -256,7 +257,8 @@ static const char *const unary_ops[] = {
     "LogSoftmax", "LpNormalization", "MeanVarianceNormalization", "Mish", "Neg", "Not",
     "QuantizeLinear", "Reciprocal", "Relu", "Round", "Selu", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh",
     "Softmax", "Softplus", "Softsign", "Sqrt", "Swish", "Tan", "Tanh", "ThresholdedRelu", "Trilu",
-    "BitwiseNot", "ReverseSequence", "Scatter", "ScatterElements", "ScatterND", "Upsample_", NULL};
+    "BitwiseNot", "ReverseSequence", "Scatter", "ScatterElements", "ScatterND", "RandomUniformLike", "RandomNormalLike",
+    "Bernoulli", "EyeLike", NULL};
 
 static const char *const broadcast_ops[] = {
     "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "And", "Or", "Xor", "Equal",
@@ -614,6 +616,11 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
         }
         return;
     }
+    if (op_is(n, "GatherElements")) {
+        vshape *q = sh_get(st, in_id(n, 1));
+        if (q) sh_set(st, y, q->ndim, q->dims);
+        return;
+    }
     if (op_is(n, "Slice")) {
         int64_t nst = 0, nen = 0, nax = 0, nstep = 0;
         const int64_t *starts, *ends, *axes = NULL, *steps = NULL;
@@ -784,6 +791,27 @@ static bool node_flops(shape_table *st, const ir_node *n, double *flops)
 }
 
 /* ---- printing ---------------------------------------------------------------------------- */
+
+/* One line per node for --shapes: output shapes as used for the FLOPs estimate. */
+static void print_node_shapes(shape_table *st, const ir_node *n, int idx, double flops)
+{
+    printf("  #%d %s%s%s (%s):", idx, n->name && *n->name ? "'" : "", n->name ? n->name : "",
+           n->name && *n->name ? "'" : "", n->op_type);
+    for (int i = 0; i < n->n_outputs; i++) {
+        if (n->outputs[i] < 0) continue;
+        vshape *s = sh_get(st, n->outputs[i]);
+        printf(" %s=", st->g->values[n->outputs[i]].name);
+        if (!s) {
+            printf("?");
+            continue;
+        }
+        printf("[");
+        for (int d = 0; d < s->ndim; d++) printf("%s%lld", d ? "x" : "", (long long)s->dims[d]);
+        printf("]");
+    }
+    if (flops >= 0) printf(" flops=%.0f", flops);
+    printf("\n");
+}
 
 static void print_type(const ir_graph *g, const ir_type *t)
 {
@@ -986,10 +1014,12 @@ static void check_graph(const ir_graph *g, const char *where, check_state *cs)
 int cli_inspect_main(int argc, char **argv)
 {
     const char *path = NULL;
-    bool check = false;
+    bool check = false, show_shapes = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--check")) {
             check = true;
+        } else if (!strcmp(argv[i], "--shapes")) {
+            show_shapes = true;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "kiln inspect: unknown option '%s' (see `kiln help inspect`)\n", argv[i]);
             return 2;
@@ -1064,6 +1094,7 @@ int cli_inspect_main(int argc, char **argv)
 
     shape_table st;
     double total = 0;
+    if (show_shapes) printf("shapes:\n");
     int known = 0;
     if (shape_table_init(&st, g)) {
         for (int i = 0; i < g->n_nodes; i++) {
@@ -1071,10 +1102,12 @@ int cli_inspect_main(int argc, char **argv)
             int opset = n->opset > 0 ? n->opset : (int)ir_graph_opset(g, n->domain ? n->domain : "");
             infer_node(&st, n, opset);
             double f;
-            if (node_flops(&st, n, &f)) {
+            bool ok = node_flops(&st, n, &f);
+            if (ok) {
                 known++;
                 total += f;
             }
+            if (show_shapes) print_node_shapes(&st, n, i, ok ? f : -1);
         }
         shape_table_free(&st);
     }

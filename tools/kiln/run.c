@@ -43,6 +43,7 @@ static int fail(const char *fmt, ...)
 }
 
 typedef struct bound_input {
+    const char *spec; /* NAME=FILE as given */
     const char *name;
     const char *file;
     core_tensor *t;
@@ -241,6 +242,44 @@ static char *output_path(const char *dir, const char *name)
     return p;
 }
 
+static bool is_input_name(const kiln_model *model, const char *name, size_t len)
+{
+    int n = kiln_model_input_count(model);
+    for (int i = 0; i < n; i++) {
+        kiln_tensor_info ti;
+        if (kiln_model_input_info(model, i, &ti) == KILN_OK && strlen(ti.name) == len && !strncmp(ti.name, name, len))
+            return true;
+    }
+    return false;
+}
+
+/* Split each NAME=FILE: names may contain '=' and so may paths, so the first split whose
+ * NAME is a model input wins; otherwise the first '='. */
+static bool resolve_inputs(const kiln_model *model, bound_input *ins, int n_ins)
+{
+    for (int k = 0; k < n_ins; k++) {
+        const char *spec = ins[k].spec, *eq = strchr(spec, '=');
+        for (const char *e = eq; e; e = strchr(e + 1, '='))
+            if (e[1] && is_input_name(model, spec, (size_t)(e - spec))) {
+                eq = e;
+                break;
+            }
+        char *name = strndup(spec, (size_t)(eq - spec));
+        if (!name) {
+            fail("out of memory");
+            return false;
+        }
+        ins[k].name = name;
+        ins[k].file = eq + 1;
+        for (int j = 0; j < k; j++)
+            if (!strcmp(ins[j].name, name)) {
+                fail("input '%s' given twice", name);
+                return false;
+            }
+    }
+    return true;
+}
+
 int cli_run_main(int argc, char **argv)
 {
     const char *model_path = NULL, *out_dir = NULL;
@@ -263,25 +302,12 @@ int cli_run_main(int argc, char **argv)
             val = argv[++i];
         }
         if (val) {
-            const char *eq = strrchr(val, '=');
-            if (!eq || eq == val || !eq[1]) {
+            const char *eq = strchr(val, '=');
+            if (!eq || eq == val || val[strlen(val) - 1] == '=') {
                 fail("bad --input '%s': expected NAME=FILE", val);
                 goto done;
             }
-            char *name = strndup(val, (size_t)(eq - val));
-            if (!name) {
-                fail("out of memory");
-                goto done;
-            }
-            for (int k = 0; k < n_ins; k++)
-                if (!strcmp(ins[k].name, name)) {
-                    fail("input '%s' given twice", name);
-                    free(name);
-                    goto done;
-                }
-            ins[n_ins].name = name;
-            ins[n_ins].file = eq + 1;
-            n_ins++;
+            ins[n_ins++].spec = val; /* split at resolve_inputs, once the names are known */
         } else if (!strncmp(a, "--output-dir=", 13)) {
             out_dir = a + 13;
         } else if (!strcmp(a, "--output-dir") || !strcmp(a, "-o")) {
@@ -324,6 +350,7 @@ int cli_run_main(int argc, char **argv)
         goto done;
     }
     int n_model_in = kiln_model_input_count(model);
+    if (!resolve_inputs(model, ins, n_ins)) goto done;
     /* every --input must name a model input */
     for (int k = 0; k < n_ins; k++) {
         bool found = false;
@@ -380,7 +407,7 @@ int cli_run_main(int argc, char **argv)
         }
         size_t nbytes = (size_t)t->numel * kiln_dtype_size(t->dtype);
         if (kiln_context_set_input(ctx, ins[k].name, t->dtype, t->ndim, t->dims, t->data, nbytes) != KILN_OK) {
-            fail("input '%s': %s", ins[k].name, kiln_last_error());
+            fail("%s", kiln_last_error()); /* the API's message names the input */
             goto done;
         }
     }
