@@ -166,6 +166,163 @@ KILN_API kiln_status kiln_context_run(kiln_context *ctx);
 KILN_API kiln_status kiln_context_get_output(kiln_context *ctx, const char *name,
                                              kiln_tensor_view *out);
 
+
+/* ==== vision (libkiln_vision: links libjpeg-turbo and libpng; not part of the lean core) ====
+ * Images are 8-bit, interleaved (HWC), channels in RGB(A) order. Functions that take an
+ * output image allocate it (free with kiln_image_free); a kiln_image may also wrap caller
+ * memory (data not owned: set owned = 0). Thread-safe: no global state. */
+
+typedef struct kiln_image {
+    int width, height;
+    int channels;      /* 1 (gray), 3 (RGB) or 4 (RGBA) */
+    int stride;        /* bytes per row, >= width * channels */
+    uint8_t *data;
+    int owned;         /* 1: data belongs to the image, freed by kiln_image_free */
+} kiln_image;
+
+/* Allocate a zeroed image (stride = width * channels). */
+KILN_API kiln_status kiln_image_create(int width, int height, int channels, kiln_image *out);
+/* Wrap caller memory (not copied, not freed). */
+KILN_API kiln_image kiln_image_wrap(uint8_t *data, int width, int height, int channels, int stride);
+KILN_API void kiln_image_free(kiln_image *img);
+/* Decode a JPEG or PNG file/buffer (format from the magic bytes). want_channels: 0 = as
+ * stored (gray stays 1, palette/RGB become 3, alpha kept as 4), or 1 / 3 / 4 to convert.
+ * Corrupt, truncated or unsupported files give KILN_ERR_PARSE / KILN_ERR_UNSUPPORTED with
+ * the reason. */
+KILN_API kiln_status kiln_image_load(const char *path, int want_channels, kiln_image *out);
+KILN_API kiln_status kiln_image_decode(const void *data, size_t size, int want_channels, kiln_image *out);
+/* Write PNG or JPEG, chosen by the path's extension (.png, .jpg/.jpeg); quality 1..100 for
+ * JPEG (0 = 90). */
+KILN_API kiln_status kiln_image_save(const char *path, const kiln_image *img, int quality);
+
+typedef enum kiln_resize_mode {
+    KILN_RESIZE_NEAREST = 0,
+    KILN_RESIZE_BILINEAR = 1, /* half-pixel centres, as OpenCV INTER_LINEAR */
+    KILN_RESIZE_AREA = 2      /* pixel-area averaging for downscaling (OpenCV INTER_AREA) */
+} kiln_resize_mode;
+
+KILN_API kiln_status kiln_image_resize(const kiln_image *src, int width, int height,
+                                       kiln_resize_mode mode, kiln_image *out);
+/* Crop the centred width x height window (padding with 0 where the image is smaller). */
+KILN_API kiln_status kiln_image_center_crop(const kiln_image *src, int width, int height, kiln_image *out);
+/* Swap the R and B channels in place (3 or 4 channels). */
+KILN_API void kiln_image_swap_rb(kiln_image *img);
+
+/* How 8-bit pixels become floats: out[c] = (pixel[c] * scale - mean[c]) / std[c], with
+ * channel c read from source channel (swap_rb ? 2 - c : c). Defaults via
+ * kiln_normalize_default(): scale 1/255, mean 0, std 1, no swap. */
+typedef struct kiln_normalize {
+    float scale;
+    float mean[4];
+    float std[4];
+    int swap_rb;
+} kiln_normalize;
+KILN_API kiln_normalize kiln_normalize_default(void);
+
+/* HWC uint8 -> float planar NCHW (one image: C*H*W floats in dst, dst_len floats). */
+KILN_API kiln_status kiln_image_to_tensor(const kiln_image *src, const kiln_normalize *norm,
+                                          float *dst, size_t dst_len);
+
+/* YOLOv5-style letterbox: scale to fit width x height keeping the aspect ratio, centre, pad
+ * with pad_value. auto_pad: pad only to the next multiple of stride (minimum rectangle);
+ * scale_fill: stretch to exactly width x height with no padding; scale_up = 0: never
+ * enlarge (only shrink). */
+typedef struct kiln_letterbox_options {
+    int width, height;
+    int stride;          /* 32 */
+    int auto_pad;        /* 0 */
+    int scale_fill;      /* 0 */
+    int scale_up;        /* 1 */
+    uint8_t pad_value;   /* 114 */
+    kiln_resize_mode mode; /* BILINEAR */
+} kiln_letterbox_options;
+KILN_API kiln_letterbox_options kiln_letterbox_default(int width, int height);
+
+/* What the letterbox did, to map boxes back: x_orig = (x - pad_x) / ratio_x. */
+typedef struct kiln_letterbox_info {
+    float ratio_x, ratio_y;
+    float pad_x, pad_y;   /* left and top padding in output pixels */
+    int out_width, out_height;
+} kiln_letterbox_info;
+
+KILN_API kiln_status kiln_letterbox(const kiln_image *src, const kiln_letterbox_options *opt,
+                                    kiln_image *out, kiln_letterbox_info *info);
+/* Fused letterbox + normalize into float NCHW (3 x out_height x out_width floats; with
+ * auto_pad the size is only known after: query with dst = NULL, then call again). */
+KILN_API kiln_status kiln_letterbox_to_tensor(const kiln_image *src, const kiln_letterbox_options *opt,
+                                              const kiln_normalize *norm, float *dst, size_t dst_len,
+                                              kiln_letterbox_info *info);
+
+/* Affine warp with the forward (src->dst) and inverse (dst->src) 2x3 matrices kept, the
+ * tensorRT_Pro way. */
+typedef struct kiln_affine {
+    float fwd[6]; /* [a b c; d e f]: dst = A * src */
+    float inv[6];
+} kiln_affine;
+/* Scale-to-fit and centre src_w x src_h into dst_w x dst_h (the letterbox as an affine). */
+KILN_API kiln_affine kiln_affine_fit(int src_w, int src_h, int dst_w, int dst_h);
+/* Any invertible forward matrix; KILN_ERR_INVALID_ARGUMENT when singular. */
+KILN_API kiln_status kiln_affine_from_matrix(const float fwd[6], kiln_affine *out);
+/* Bilinear warp; pixels mapping outside src get `border`. */
+KILN_API kiln_status kiln_warp_affine(const kiln_image *src, const kiln_affine *a, int dst_w, int dst_h,
+                                      uint8_t border, kiln_image *out);
+KILN_API kiln_status kiln_warp_affine_to_tensor(const kiln_image *src, const kiln_affine *a, int dst_w,
+                                                int dst_h, uint8_t border, const kiln_normalize *norm,
+                                                float *dst, size_t dst_len);
+
+/* ---- post-processing ---- */
+typedef struct kiln_detection {
+    float x1, y1, x2, y2; /* corners, pixels */
+    float score;
+    int class_id;
+} kiln_detection;
+
+typedef enum kiln_yolo_format {
+    KILN_YOLO_V5 = 0, /* [N, boxes, 5 + classes]: cx cy w h obj cls...; score = obj * cls */
+    KILN_YOLO_V8 = 1  /* [N, 4 + classes, boxes]: cx cy w h cls...; score = cls */
+} kiln_yolo_format;
+
+typedef struct kiln_detect_options {
+    float conf_threshold; /* 0.25 */
+    float iou_threshold;  /* 0.45 */
+    int max_detections;   /* 300 */
+    int agnostic;         /* 0: NMS per class; 1: across classes */
+    int max_candidates;   /* boxes kept for NMS, best first (30000) */
+} kiln_detect_options;
+KILN_API kiln_detect_options kiln_detect_default(void);
+
+/* Decode one image's YOLO output (boxes x attrs for V5, attrs x boxes for V8, as stored),
+ * filter by confidence, run NMS and keep at most max_detections in *dets (caller frees
+ * with free()), sorted by score. Boxes stay in network-input pixels. */
+KILN_API kiln_status kiln_yolo_detect(const float *output, int64_t dim1, int64_t dim2, kiln_yolo_format fmt,
+                                      const kiln_detect_options *opt, kiln_detection **dets, int *n_dets);
+/* Non-maximum suppression in place: keeps the best boxes (sorted by score) and returns the
+ * count in *n_keep. */
+KILN_API kiln_status kiln_nms(kiln_detection *dets, int n, float iou_threshold, int agnostic,
+                              int max_keep, int *n_keep);
+/* Map boxes from network input back to the original image (clipped to it). */
+KILN_API void kiln_detections_unletterbox(kiln_detection *dets, int n, const kiln_letterbox_info *info,
+                                          int orig_w, int orig_h);
+KILN_API void kiln_detections_unwarp(kiln_detection *dets, int n, const kiln_affine *a, int orig_w, int orig_h);
+
+/* Softmax (if apply_softmax) and the k best classes: idx[k], prob[k], best first. */
+KILN_API kiln_status kiln_classify_topk(const float *logits, int n_classes, int k, int apply_softmax,
+                                        int *idx, float *prob);
+
+/* Read a labels file: one label per line (blank lines kept as ""). *labels is an array of
+ * *n strings; free with kiln_labels_free. */
+KILN_API kiln_status kiln_labels_load(const char *path, char ***labels, int *n);
+KILN_API void kiln_labels_free(char **labels, int n);
+
+/* Drawing (in place; clipped to the image). Text uses kiln's built-in bitmap font; scale
+ * >= 1 multiplies its 8x8 cell size. */
+KILN_API void kiln_draw_rect(kiln_image *img, int x1, int y1, int x2, int y2, const uint8_t rgb[3], int thickness);
+KILN_API void kiln_draw_fill_rect(kiln_image *img, int x1, int y1, int x2, int y2, const uint8_t rgb[3]);
+KILN_API void kiln_draw_text(kiln_image *img, int x, int y, const char *text, const uint8_t rgb[3], int scale);
+/* Boxes with "label score" captions in a per-class colour. labels may be NULL. */
+KILN_API void kiln_draw_detections(kiln_image *img, const kiln_detection *dets, int n,
+                                   const char *const *labels, int n_labels);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@
 
 #define ONNX_MAX_DEPTH 64    /* nested messages (graph -> node -> attribute -> graph ...) */
 #define ONNX_MAX_FN_DEPTH 32 /* nested function expansion */
+#define ONNX_MAX_INLINED (1 << 22) /* functions calling functions twice, 32 deep, would explode */
 
 typedef struct span {
     const uint8_t *p;
@@ -118,6 +119,7 @@ typedef struct loader {
     fn_def *fns;
     int n_fns;
     uint64_t uniq;
+    int64_t n_inlined; /* body nodes emitted by function expansion, bounded against blowup */
 } loader;
 
 /* A caller's attribute as seen from a function body: the raw AttributeProto and the scope
@@ -1431,6 +1433,10 @@ static kiln_status fn_expand(loader *L, ir_graph *g, const raw_node *rn, const f
     if (fdepth > ONNX_MAX_FN_DEPTH)
         return core_error(KILN_ERR_INVALID_MODEL, "function '%s': expansion nested deeper than %d (recursive?)",
                           nb, ONNX_MAX_FN_DEPTH);
+    L->n_inlined += fn->n_nodes;
+    if (L->n_inlined > ONNX_MAX_INLINED)
+        return core_error(KILN_ERR_UNSUPPORTED, "function '%s': inlining model-local functions produces "
+                          "more than %d nodes", nb, ONNX_MAX_INLINED);
     if (rn->n_in > fn->n_in || rn->n_out > fn->n_out)
         return core_error(KILN_ERR_INVALID_MODEL, "call of function '%s' has %d inputs and %d outputs; "
                           "the function takes %d and %d", nb, rn->n_in, rn->n_out, fn->n_in, fn->n_out);
@@ -1489,7 +1495,7 @@ static kiln_status fn_expand(loader *L, ir_graph *g, const raw_node *rn, const f
     }
     for (int i = 0; i < fn->n_nodes && !st; i++)
         st = node_emit(L, g, fn->nodes[i], &ns, depth + 1);
-    if (st)
+    if (st && fdepth == 1)
         core_error_prefix(st, "in function '%s': ", nb);
 done:
     scope_free(&ns);
@@ -1516,9 +1522,9 @@ static kiln_status node_emit(loader *L, ir_graph *g, span raw, const scope *sc, 
         if (fn) {
             st = fn_expand(L, g, &rn, fn, sc, depth);
             raw_node_free(&rn);
-            if (st)
+            if (st && !(sc && sc->fn)) /* name only the outermost call: nesting can be deep */
                 return core_error_prefix(st, "node '%s' (%s): ", nb, ob);
-            return KILN_OK;
+            return st;
         }
     }
     ir_node nd;

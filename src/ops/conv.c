@@ -905,6 +905,8 @@ static kiln_status deform_conv_run(ops_ctx *c)
                         for (int i = 0; i < nsp; i++) {
                             pos[i] = (double)(oc[i] * g.s[i] - g.pb[i] + kidx[i] * g.d[i]) +
                                      ob[i * g.out_sp + p];
+                            /* beyond one pixel outside every corner reads zero; NaN -> outside */
+                            pos[i] = fmin(fmax(pos[i], -2.0), (double)g.in[i] + 1.0);
                             double fl = floor(pos[i]);
                             lo[i] = (int64_t)fl;
                             fr[i] = pos[i] - fl;

@@ -92,19 +92,15 @@ static double cubic_w(double x, double A)
     return 0.0;
 }
 
-/* Taps (neighbor count) for an axis. */
+/* Taps (neighbor count) for an axis; -1 when an antialias filter would be absurdly wide. */
 static int resize_taps(const resize_params *p, double scale)
 {
     if (p->mode == RS_NEAREST) return 2;
+    if (!p->antialias) return p->mode == RS_LINEAR ? 2 : 4;
     double s = scale < 1.0 ? scale : 1.0;
-    if (p->mode == RS_LINEAR) {
-        if (!p->antialias) return 2;
-        int64_t start = (int64_t)floor(-1.0 / s) + 1;
-        return (int)(2 - 2 * start);
-    }
-    if (!p->antialias) return 4;
-    int64_t start = (int64_t)floor(-2.0 / s) + 1;
-    return (int)(2 - 2 * start);
+    double start = floor((p->mode == RS_LINEAR ? -1.0 : -2.0) / s) + 1;
+    if (!(start > -(double)(1 << 20))) return -1;
+    return (int)(2 - 2 * (int64_t)start);
 }
 
 /* Coefficients for one output position, given ratio in (0, 1] (1 when x is integral). */
@@ -179,7 +175,7 @@ static kiln_status resize_axis(const resize_params *p, const double *src, double
             x = out_f == 1 ? (roi_hi - roi_lo) * (double)(in_w - 1) / 2
                            : y * (roi_hi - roi_lo) * (double)(in_w - 1) / (out_f - 1);
             x += roi_lo * (double)(in_w - 1);
-            ext[o] = x < 0 || x > (double)(in_w - 1);
+            ext[o] = !(x >= 0 && x <= (double)(in_w - 1));
             break;
         case CT_PYTORCH_HALF_PIXEL: x = out_f == 1 ? -0.5 : (y + 0.5) / scale - 0.5; break;
         case CT_HALF_PIXEL_SYM: {
@@ -189,6 +185,9 @@ static kiln_status resize_axis(const resize_params *p, const double *src, double
         }
         default: x = (y + 0.5) / scale - 0.5; break;
         }
+        /* Far outside the input every tap clamps to the same edge sample (or is excluded),
+         * so clamping x keeps the result and the integer conversions below defined. */
+        x = fmin(fmax(x, -(double)n - 4.0), (double)in_w + (double)n + 4.0);
         double fl = floor(x);
         bool integral = x == fl;
         double ratio = integral ? 1.0 : x - fl;
@@ -514,18 +513,16 @@ enum { GS_ZEROS, GS_BORDER, GS_REFLECTION };
 static double gs_reflect(double x, double lo, double hi)
 {
     double rng = hi - lo;
-    if (rng <= 0) return lo;
+    if (!(rng > 0) || !isfinite(x)) return lo;
     if (x < lo) {
-        double dx = lo - x;
-        int64_t n = (int64_t)(dx / rng);
-        double r = dx - (double)n * rng;
-        return n % 2 == 0 ? lo + r : hi - r;
+        double dx = lo - x, n = floor(dx / rng);
+        double r = dx - n * rng;
+        return fmod(n, 2.0) == 0 ? lo + r : hi - r;
     }
     if (x > hi) {
-        double dx = x - hi;
-        int64_t n = (int64_t)(dx / rng);
-        double r = dx - (double)n * rng;
-        return n % 2 == 0 ? hi - r : lo + r;
+        double dx = x - hi, n = floor(dx / rng);
+        double r = dx - n * rng;
+        return fmod(n, 2.0) == 0 ? hi - r : lo + r;
     }
     return x;
 }
@@ -615,7 +612,8 @@ static kiln_status grid_sample_run(ops_ctx *c)
                 int64_t len = in[i];
                 /* grid's last axis is (x, y, z...) = innermost dim first; the reference
                  * denormalizes in float32 */
-                float g = (float)gv[nsp - 1 - i];
+                double gd = gv[nsp - 1 - i];
+                float g = (float)(gd > 1e30 ? 1e30 : gd < -1e30 ? -1e30 : gd);
                 float xf = align ? (g + 1.0f) / 2.0f * (float)(len - 1) : ((g + 1.0f) * (float)len - 1.0f) / 2.0f;
                 double xc = xf;
                 if (mode == RS_NEAREST) xc = nearbyint(xc);
@@ -623,6 +621,10 @@ static kiln_status grid_sample_run(ops_ctx *c)
                     if (pad == GS_BORDER) xc = xc < 0 ? 0 : xc > (double)(len - 1) ? (double)(len - 1) : xc;
                     else if (pad == GS_REFLECTION) xc = gs_reflect(xc, lo[i], hi[i]);
                 }
+                /* NaN samples read as zeros (or the first pixel); far-out coordinates are
+                 * clamped where every tap is already outside, keeping conversions defined */
+                if (isnan(xc)) xc = pad == GS_ZEROS ? -8.0 : 0.0;
+                xc = fmin(fmax(xc, -8.0), (double)len + 8.0);
                 if (mode == RS_NEAREST) {
                     tix[i][0] = gs_index((int64_t)xc, len, pad, lo[i], hi[i]);
                     tw[i][0] = 1.0;
@@ -763,17 +765,22 @@ static kiln_status roi_align_run(ops_ctx *c)
         }
         double off = half ? 0.5 : 0.0;
         const double *ro = pr + r * 4;
+        if (!isfinite(ro[0]) || !isfinite(ro[1]) || !isfinite(ro[2]) || !isfinite(ro[3])) {
+            st = ops_error(c, KILN_ERR_RUNTIME, "roi %lld has non-finite coordinates", (long long)r);
+            break;
+        }
         double sw = ro[0] * scale - off, sh = ro[1] * scale - off;
         double ew = ro[2] * scale - off, eh = ro[3] * scale - off;
         double rw = ew - sw, rh = eh - sh;
         if (!half) { if (rw < 1) rw = 1; if (rh < 1) rh = 1; }
         double bh = rh / (double)OH, bw = rw / (double)OW;
-        int64_t gh = sr > 0 ? sr : (int64_t)ceil(rh / (double)OH);
-        int64_t gw = sr > 0 ? sr : (int64_t)ceil(rw / (double)OW);
-        if (gh > 1 << 16 || gw > 1 << 16) {
+        double ghd = sr > 0 ? (double)sr : ceil(rh / (double)OH);
+        double gwd = sr > 0 ? (double)sr : ceil(rw / (double)OW);
+        if (!(ghd <= 65536 && gwd <= 65536 && ghd * gwd <= 1e8)) {
             st = ops_error(c, KILN_ERR_RUNTIME, "roi %lld is too large to sample", (long long)r);
             break;
         }
+        int64_t gh = ghd > 0 ? (int64_t)ghd : 0, gw = gwd > 0 ? (int64_t)gwd : 0;
         int64_t count = gh * gw > 1 ? gh * gw : 1;
         for (int64_t ch = 0; ch < C; ch++) {
             const double *xp = px + (b * C + ch) * H * W;

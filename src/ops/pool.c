@@ -401,6 +401,13 @@ static kiln_status max_roi_pool_run(ops_ctx *c)
     kiln_status st = KILN_OK;
     for (int64_t r = 0; r < R && !st; r++) {
         const double *ro = pr + r * 5;
+        bool finite = true;
+        for (int i = 0; i < 5; i++)
+            if (!(fabs(ro[i]) < 1e15) || !(fabs(ro[i] * scale) < 1e15)) finite = false;
+        if (!finite) {
+            st = ops_error(c, KILN_ERR_RUNTIME, "roi %lld has out-of-range coordinates", (long long)r);
+            break;
+        }
         int64_t b = (int64_t)ro[0];
         if (b < 0 || b >= x->dims[0]) {
             st = ops_error(c, KILN_ERR_RUNTIME, "roi %lld has batch index %lld out of range",

@@ -178,6 +178,14 @@ static int64_t prod(const int64_t *d, int from, int to)
     return p;
 }
 
+/* Values beyond this are not shapes: reject them before arithmetic can overflow. */
+#define DIM_LIMIT ((int64_t)1 << 40)
+
+static bool dim_ok(int64_t v)
+{
+    return v >= -DIM_LIMIT && v <= DIM_LIMIT;
+}
+
 static int in_id(const ir_node *n, int i)
 {
     return i < n->n_inputs ? n->inputs[i] : -1;
@@ -215,7 +223,8 @@ static int norm_axis(int64_t axis, int rank)
 static int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, const char *autopad,
                           bool ceil_mode)
 {
-    if (s <= 0 || d <= 0 || k <= 0) return -1;
+    if (s <= 0 || d <= 0 || k <= 0 || !dim_ok(in) || !dim_ok(s) || !dim_ok(d) || !dim_ok(k) || !dim_ok(pb) || !dim_ok(pe))
+        return -1;
     int64_t ek = (k - 1) * d + 1;
     if (!strcmp(autopad, "SAME_UPPER") || !strcmp(autopad, "SAME_LOWER")) return (in + s - 1) / s;
     if (!strcmp(autopad, "VALID")) {
@@ -291,16 +300,19 @@ static const int64_t *axes_of(shape_table *st, const ir_node *n, int input, int6
 
 static void infer_slice_len(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *len, int64_t *first)
 {
+    /* clamp first so that no arithmetic below can overflow (step == INT64_MIN excluded by caller) */
+    start = start < -DIM_LIMIT ? -DIM_LIMIT : start > DIM_LIMIT ? DIM_LIMIT : start;
+    end = end < -DIM_LIMIT ? -DIM_LIMIT : end > DIM_LIMIT ? DIM_LIMIT : end;
     if (start < 0) start += dim;
     if (end < 0) end += dim;
     if (step > 0) {
         start = start < 0 ? 0 : start > dim ? dim : start;
         end = end < 0 ? 0 : end > dim ? dim : end;
-        *len = end > start ? (end - start + step - 1) / step : 0;
+        *len = end > start ? (end - start - 1) / step + 1 : 0;
     } else {
         start = start < 0 ? -1 : start > dim - 1 ? dim - 1 : start;
         end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
-        *len = start > end ? (start - end + (-step) - 1) / (-step) : 0;
+        *len = start > end ? (start - end - 1) / (-step) + 1 : 0;
     }
     *first = start;
 }
@@ -345,7 +357,7 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
             int64_t m = na > nb ? na : nb, r[IV_MAX];
             for (int64_t i = 0; i < m; i++) {
                 int64_t p = a[na == 1 ? 0 : i], q = b[nb == 1 ? 0 : i];
-                if (op_is(n, "Div") && q == 0) return;
+                if ((op_is(n, "Div") && q == 0) || !dim_ok(p) || !dim_ok(q)) return;
                 r[i] = op_is(n, "Mul") ? p * q : op_is(n, "Add") ? p + q : op_is(n, "Sub") ? p - q : p / q;
             }
             iv_set(st, y, r, m);
@@ -423,14 +435,22 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
         else if (nk != nsp) return;
         if ((ns && ns != nsp) || (nd && nd != nsp) || (np && np != 2 * nsp) || (nop && nop != nsp)) return;
         out[0] = x->dims[0];
-        out[1] = w->dims[1] * attr_int(n, "group", 1);
+        int64_t group = attr_int(n, "group", 1);
+        if (group < 1 || group > DIM_LIMIT / (w->dims[1] + 1)) return;
+        out[1] = w->dims[1] * group;
         for (int i = 0; i < nsp; i++) {
             int64_t s = ns ? strides[i] : 1, d = nd ? dil[i] : 1;
             if (oshape && nos >= nsp) {
+                if (!dim_ok(oshape[nos - nsp + i])) return;
                 out[2 + i] = oshape[nos - nsp + i];
             } else if (!strcmp(autopad, "SAME_UPPER") || !strcmp(autopad, "SAME_LOWER")) {
+                if (!dim_ok(s) || (double)x->dims[2 + i] * (double)s > (double)DIM_LIMIT) return;
                 out[2 + i] = x->dims[2 + i] * s;
             } else {
+                if (!dim_ok(s) || !dim_ok(d) || !dim_ok(k[i]) || !dim_ok(x->dims[2 + i]) ||
+                    (double)s * (double)x->dims[2 + i] + (double)k[i] * (double)d > (double)DIM_LIMIT ||
+                    (nop && !dim_ok(opad[i])) || (np && (!dim_ok(pads[i]) || !dim_ok(pads[i + nsp]))))
+                    return;
                 out[2 + i] = s * (x->dims[2 + i] - 1) + (nop ? opad[i] : 0) + (k[i] - 1) * d + 1 -
                              (np ? pads[i] + pads[i + nsp] : 0);
             }
@@ -517,8 +537,10 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
             } else if (d < 0) {
                 return;
             }
+            if (!dim_ok(d)) return;
             out[i] = d;
             known *= d;
+            if (!dim_ok(known)) return;
         }
         if (neg >= 0) {
             int64_t total = prod(x->dims, 0, x->ndim);
@@ -553,6 +575,7 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
         for (int i = 0; i < n->n_inputs; i++) {
             vshape *s = sh_get(st, n->inputs[i]);
             if (!s || s->ndim != x->ndim) return;
+            if (!dim_ok(s->dims[axis]) || !dim_ok(out[axis])) return;
             out[axis] += s->dims[axis];
             int64_t c;
             const int64_t *iv = iv_get(st, n->inputs[i], &c);
@@ -572,6 +595,7 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
         const int64_t *axes = axes_of(st, n, 1, &cnt, &present);
         if (present && !axes) return;
         bool unsq = op_is(n, "Unsqueeze");
+        if (cnt > KILN_MAX_DIMS) return;
         int rn = unsq ? x->ndim + (int)cnt : x->ndim;
         if (rn > KILN_MAX_DIMS || (unsq && !axes)) return;
         bool mark[KILN_MAX_DIMS] = {false};
@@ -640,7 +664,7 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
         for (int64_t i = 0; i < nst; i++) {
             int a = norm_axis(axes ? axes[i] : i, x->ndim);
             int64_t step = steps ? steps[i] : 1;
-            if (a < 0 || step == 0) return;
+            if (a < 0 || step == 0 || step == INT64_MIN) return;
             infer_slice_len(x->dims[a], starts[i], ends[i], step, &out[a], &first);
             step0 = step;
         }
@@ -680,7 +704,10 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
         int64_t cnt;
         const int64_t *pads = opset < 11 ? attr_ints(n, "pads", &cnt) : iv_get(st, in_id(n, 1), &cnt);
         if (!pads || cnt != 2 * x->ndim || in_id(n, 3) >= 0) return;
-        for (int i = 0; i < x->ndim; i++) out[i] = x->dims[i] + pads[i] + pads[i + x->ndim];
+        for (int i = 0; i < x->ndim; i++) {
+            if (!dim_ok(pads[i]) || !dim_ok(pads[i + x->ndim])) return;
+            out[i] = x->dims[i] + pads[i] + pads[i + x->ndim];
+        }
         sh_set(st, y, x->ndim, out);
         return;
     }
@@ -688,7 +715,10 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
         int64_t cnt;
         const int64_t *rep = iv_get(st, in_id(n, 1), &cnt);
         if (!rep || cnt != x->ndim) return;
-        for (int i = 0; i < x->ndim; i++) out[i] = x->dims[i] * rep[i];
+        for (int i = 0; i < x->ndim; i++) {
+            if (rep[i] < 0 || rep[i] > DIM_LIMIT || (rep[i] && x->dims[i] > DIM_LIMIT / rep[i])) return;
+            out[i] = x->dims[i] * rep[i];
+        }
         sh_set(st, y, x->ndim, out);
         return;
     }
@@ -776,7 +806,9 @@ static bool node_flops(shape_table *st, const ir_node *n, double *flops)
         int64_t kn;
         const int64_t *k = attr_ints(n, "kernel_shape", &kn);
         if (!o) return false;
-        *flops = (double)prod(o->dims, 0, o->ndim) * (double)(k ? prod(k, 0, (int)kn) : 1);
+        double kp = 1;
+        for (int64_t i = 0; k && i < kn; i++) kp *= (double)k[i];
+        *flops = (double)prod(o->dims, 0, o->ndim) * kp;
         return true;
     }
     if (op_in(n, reduce_ops) || op_is(n, "ArgMax") || op_is(n, "ArgMin") || op_is(n, "GlobalAveragePool") ||
