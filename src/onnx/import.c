@@ -120,6 +120,7 @@ typedef struct loader {
     int n_fns;
     uint64_t uniq;
     int64_t n_inlined; /* body nodes emitted by function expansion, bounded against blowup */
+    int64_t *fn_size;  /* per function: nodes after full expansion; -1 unknown, -2 visiting */
 } loader;
 
 /* A caller's attribute as seen from a function body: the raw AttributeProto and the scope
@@ -1388,6 +1389,37 @@ static const fn_def *fn_find(const loader *L, const raw_node *rn)
     return NULL;
 }
 
+/* Node count of fn once fully inlined (calls inside subgraph attributes not counted),
+ * saturating at ONNX_MAX_INLINED + 1; -1 with the error set for a cycle or bad body. */
+static int64_t fn_expanded_size(loader *L, const fn_def *fn)
+{
+    int64_t idx = fn - L->fns, total = 0;
+    if (L->fn_size[idx] == -2) {
+        char nb[200];
+        core_error(KILN_ERR_INVALID_MODEL, "function '%s' calls itself", span_label(fn->name, nb, sizeof nb));
+        return -1;
+    }
+    if (L->fn_size[idx] >= 0)
+        return L->fn_size[idx];
+    L->fn_size[idx] = -2;
+    for (int i = 0; i < fn->n_nodes && total <= ONNX_MAX_INLINED; i++) {
+        raw_node rn;
+        kiln_status st = raw_node_parse(fn->nodes[i], &rn);
+        const fn_def *callee = st ? NULL : fn_find(L, &rn);
+        raw_node_free(&rn);
+        if (st)
+            return -1;
+        int64_t n = callee ? fn_expanded_size(L, callee) : 1;
+        if (n < 0)
+            return -1;
+        total += n;
+    }
+    if (total > ONNX_MAX_INLINED)
+        total = ONNX_MAX_INLINED + 1;
+    L->fn_size[idx] = total;
+    return total;
+}
+
 static int node_opset(const loader *L, const scope *sc, span domain)
 {
     int64_t v = 0;
@@ -1433,6 +1465,20 @@ static kiln_status fn_expand(loader *L, ir_graph *g, const raw_node *rn, const f
     if (fdepth > ONNX_MAX_FN_DEPTH)
         return core_error(KILN_ERR_INVALID_MODEL, "function '%s': expansion nested deeper than %d (recursive?)",
                           nb, ONNX_MAX_FN_DEPTH);
+    if (!L->fn_size) {
+        if (!(L->fn_size = core_malloc(sizeof(int64_t) * (size_t)L->n_fns)))
+            return core_oom();
+        for (int i = 0; i < L->n_fns; i++)
+            L->fn_size[i] = -1;
+    }
+    if (fdepth == 1) { /* reject explosive or recursive call trees before building anything */
+        int64_t n = fn_expanded_size(L, fn);
+        if (n < 0)
+            return KILN_ERR_INVALID_MODEL;
+        if (n > ONNX_MAX_INLINED)
+            return core_error(KILN_ERR_UNSUPPORTED, "function '%s': inlining produces more than %d nodes",
+                              nb, ONNX_MAX_INLINED);
+    }
     L->n_inlined += fn->n_nodes;
     if (L->n_inlined > ONNX_MAX_INLINED)
         return core_error(KILN_ERR_UNSUPPORTED, "function '%s': inlining model-local functions produces "
@@ -1992,6 +2038,7 @@ static void loader_done(loader *L)
     for (int i = 0; i < L->n_fns; i++)
         fn_free(&L->fns[i]);
     free(L->fns);
+    free(L->fn_size);
     free(L->base_real);
 }
 

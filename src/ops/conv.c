@@ -1079,12 +1079,12 @@ static kiln_status causal_conv_run(ops_ctx *c)
 }
 
 const ops_schema ops_table_conv[] = {
-    {"Conv", "", 1, conv_run},
-    {"ConvTranspose", "", 1, convt_run},
-    {"ConvInteger", "", 10, conv_integer_run},
-    {"QLinearConv", "", 10, qlinear_conv_run},
-    {"DeformConv", "", 19, deform_conv_run},
-    {"Col2Im", "", 18, col2im_run},
-    {"CausalConvWithState", "", 27, causal_conv_run},
+    {"Conv", "", 1, conv_run, 0},
+    {"ConvTranspose", "", 1, convt_run, 0},
+    {"ConvInteger", "", 10, conv_integer_run, 0},
+    {"QLinearConv", "", 10, qlinear_conv_run, 0},
+    {"DeformConv", "", 19, deform_conv_run, 0},
+    {"Col2Im", "", 18, col2im_run, 0},
+    {"CausalConvWithState", "", 27, causal_conv_run, 0},
     OPS_TABLE_END
 };

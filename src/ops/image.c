@@ -823,11 +823,451 @@ static kiln_status roi_align_run(ops_ctx *c)
     return st;
 }
 
+/* ---- ImageDecoder ---------------------------------------------------------------------------
+ * Decodes BMP (8/24/32-bit uncompressed), PNM (P2/P3/P5/P6) and PNG (non-interlaced, bit
+ * depth <= 8) into interleaved RGB/BGR/Grayscale uint8 (H, W, C). JPEG, TIFF, WebP and
+ * JPEG 2000 need real codecs and are reported as unsupported. */
+
+typedef struct img_rgb {
+    int64_t w, h;
+    uint8_t *px; /* w*h*3 RGB */
+} img_rgb;
+
+static uint32_t img_le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint32_t img_be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+
+/* Guards w*h against absurd headers before allocating. */
+static bool img_alloc(img_rgb *im, int64_t w, int64_t h)
+{
+    if (w <= 0 || h <= 0 || w > (1 << 16) || h > (1 << 16)) return false;
+    im->w = w;
+    im->h = h;
+    im->px = malloc((size_t)(w * h * 3));
+    return im->px != NULL;
+}
+
+static const char *img_decode_bmp(const uint8_t *d, size_t n, img_rgb *im)
+{
+    if (n < 54) return "truncated BMP header";
+    uint32_t off = img_le32(d + 10), dib = img_le32(d + 14);
+    if (dib < 40) return "unsupported BMP header version";
+    int32_t w = (int32_t)img_le32(d + 18), h = (int32_t)img_le32(d + 22);
+    int bpp = d[28] | d[29] << 8;
+    uint32_t comp = img_le32(d + 30);
+    if (comp != 0) return "compressed BMP is not supported";
+    if (bpp != 8 && bpp != 24 && bpp != 32) return "unsupported BMP bit depth";
+    bool top_down = h < 0;
+    int64_t hh = top_down ? -(int64_t)h : h;
+    if (!img_alloc(im, w, hh)) return "bad BMP size";
+    int64_t stride = ((int64_t)bpp * w + 31) / 32 * 4;
+    if ((uint64_t)off + (uint64_t)(stride * hh) > n) return "truncated BMP pixel data";
+    const uint8_t *pal = d + 14 + dib;
+    uint32_t ncol = img_le32(d + 46);
+    if (bpp == 8) {
+        if (ncol == 0 || ncol > 256) ncol = 256;
+        if (14 + (size_t)dib + 4 * (size_t)ncol > n) return "truncated BMP palette";
+    }
+    for (int64_t y = 0; y < hh; y++) {
+        const uint8_t *row = d + off + (top_down ? y : hh - 1 - y) * stride;
+        uint8_t *o = im->px + y * w * 3;
+        for (int64_t x = 0; x < w; x++, o += 3) {
+            const uint8_t *q;
+            if (bpp == 8) {
+                uint32_t i = row[x];
+                if (i >= ncol) i = 0;
+                q = pal + 4 * i;
+            } else {
+                q = row + x * (bpp / 8);
+            }
+            o[0] = q[2];
+            o[1] = q[1];
+            o[2] = q[0];
+        }
+    }
+    return NULL;
+}
+
+/* Next PNM header integer (skipping whitespace and # comments); -1 on error. */
+static int64_t img_pnm_int(const uint8_t *d, size_t n, size_t *pos)
+{
+    size_t i = *pos;
+    for (;;) {
+        while (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r')) i++;
+        if (i < n && d[i] == '#') {
+            while (i < n && d[i] != '\n') i++;
+            continue;
+        }
+        break;
+    }
+    if (i >= n || d[i] < '0' || d[i] > '9') return -1;
+    int64_t v = 0;
+    while (i < n && d[i] >= '0' && d[i] <= '9') {
+        v = v * 10 + (d[i] - '0');
+        if (v > (1 << 30)) return -1;
+        i++;
+    }
+    *pos = i;
+    return v;
+}
+
+static const char *img_decode_pnm(const uint8_t *d, size_t n, img_rgb *im)
+{
+    if (n < 3 || d[0] != 'P') return "bad PNM header";
+    int kind = d[1] - '0';
+    if (kind != 2 && kind != 3 && kind != 5 && kind != 6) return "unsupported PNM kind";
+    size_t pos = 2;
+    int64_t w = img_pnm_int(d, n, &pos), h = img_pnm_int(d, n, &pos), mx = img_pnm_int(d, n, &pos);
+    if (w < 1 || h < 1 || mx < 1 || mx > 255) return "unsupported PNM header";
+    if (!img_alloc(im, w, h)) return "bad PNM size";
+    int ch = (kind == 3 || kind == 6) ? 3 : 1;
+    bool binary = kind >= 5;
+    if (binary) {
+        pos++; /* the single whitespace after maxval */
+        if (pos + (size_t)(w * h * ch) > n) return "truncated PNM data";
+    }
+    for (int64_t i = 0; i < w * h; i++) {
+        int v[3];
+        for (int k = 0; k < ch; k++) {
+            int64_t t = binary ? d[pos++] : img_pnm_int(d, n, &pos);
+            if (t < 0) return "truncated PNM data";
+            if (t > mx) t = mx;
+            v[k] = (int)(mx == 255 ? t : t * 255 / mx);
+        }
+        for (int k = 0; k < 3; k++) im->px[i * 3 + k] = (uint8_t)v[ch == 3 ? k : 0];
+    }
+    return NULL;
+}
+
+/* inflate (RFC 1951): canonical Huffman decoding one bit at a time. */
+typedef struct inf_state {
+    const uint8_t *in;
+    size_t n, pos;
+    uint32_t bits;
+    int nbits;
+    uint8_t *out;
+    size_t olen, ocap;
+} inf_state;
+
+typedef struct inf_huff {
+    short count[16];
+    short sym[320];
+} inf_huff;
+
+static int inf_getbits(inf_state *s, int need)
+{
+    while (s->nbits < need) {
+        if (s->pos >= s->n) return -1;
+        s->bits |= (uint32_t)s->in[s->pos++] << s->nbits;
+        s->nbits += 8;
+    }
+    int v = (int)(s->bits & ((1u << need) - 1));
+    s->bits >>= need;
+    s->nbits -= need;
+    return v;
+}
+
+static bool inf_build(inf_huff *h, const uint8_t *len, int n)
+{
+    short offs[16];
+    memset(h->count, 0, sizeof h->count);
+    for (int i = 0; i < n; i++) h->count[len[i]]++;
+    int left = 1;
+    for (int i = 1; i < 16; i++) {
+        left <<= 1;
+        left -= h->count[i];
+        if (left < 0) return false; /* over-subscribed */
+    }
+    offs[1] = 0;
+    for (int i = 1; i < 15; i++) offs[i + 1] = (short)(offs[i] + h->count[i]);
+    for (int i = 0; i < n; i++)
+        if (len[i]) h->sym[offs[len[i]]++] = (short)i;
+    return true;
+}
+
+static int inf_decode(inf_state *s, const inf_huff *h)
+{
+    int code = 0, first = 0, index = 0;
+    for (int l = 1; l < 16; l++) {
+        int b = inf_getbits(s, 1);
+        if (b < 0) return -1;
+        code |= b;
+        int cnt = h->count[l];
+        if (code - cnt < first) return h->sym[index + (code - first)];
+        index += cnt;
+        first += cnt;
+        first <<= 1;
+        code <<= 1;
+    }
+    return -1;
+}
+
+static bool inf_put(inf_state *s, uint8_t v)
+{
+    if (s->olen >= s->ocap) return false;
+    s->out[s->olen++] = v;
+    return true;
+}
+
+static const char *inf_codes(inf_state *s, const inf_huff *lc, const inf_huff *dc)
+{
+    static const short lbase[29] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
+                                    35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+    static const short lext[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+                                   3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+    static const int dbase[30] = {1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193,
+                                  257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145,
+                                  8193, 12289, 16385, 24577};
+    static const short dext[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6,
+                                   7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+    for (;;) {
+        int sym = inf_decode(s, lc);
+        if (sym < 0) return "corrupt deflate stream";
+        if (sym < 256) {
+            if (!inf_put(s, (uint8_t)sym)) return "PNG data larger than expected";
+        } else if (sym == 256) {
+            return NULL;
+        } else {
+            sym -= 257;
+            if (sym >= 29) return "corrupt deflate length";
+            int e = inf_getbits(s, lext[sym]);
+            if (e < 0) return "truncated deflate stream";
+            int len = lbase[sym] + e;
+            int ds = inf_decode(s, dc);
+            if (ds < 0 || ds >= 30) return "corrupt deflate distance";
+            e = inf_getbits(s, dext[ds]);
+            if (e < 0) return "truncated deflate stream";
+            size_t dist = (size_t)(dbase[ds] + e);
+            if (dist > s->olen) return "deflate distance too far back";
+            for (int i = 0; i < len; i++)
+                if (!inf_put(s, s->out[s->olen - dist])) return "PNG data larger than expected";
+        }
+    }
+}
+
+static const char *inf_inflate(inf_state *s)
+{
+    static const uint8_t order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+    inf_huff lc, dc;
+    uint8_t len[320];
+    int last;
+    do {
+        last = inf_getbits(s, 1);
+        int type = inf_getbits(s, 2);
+        if (last < 0 || type < 0) return "truncated deflate stream";
+        if (type == 0) {
+            s->bits = 0;
+            s->nbits = 0;
+            if (s->pos + 4 > s->n) return "truncated stored block";
+            unsigned l = s->in[s->pos] | s->in[s->pos + 1] << 8;
+            unsigned nl = s->in[s->pos + 2] | s->in[s->pos + 3] << 8;
+            s->pos += 4;
+            if ((l ^ 0xffffu) != nl || s->pos + l > s->n) return "corrupt stored block";
+            for (unsigned i = 0; i < l; i++)
+                if (!inf_put(s, s->in[s->pos + i])) return "PNG data larger than expected";
+            s->pos += l;
+        } else if (type == 1) {
+            int i = 0;
+            for (; i < 144; i++) len[i] = 8;
+            for (; i < 256; i++) len[i] = 9;
+            for (; i < 280; i++) len[i] = 7;
+            for (; i < 288; i++) len[i] = 8;
+            inf_build(&lc, len, 288);
+            for (i = 0; i < 30; i++) len[i] = 5;
+            inf_build(&dc, len, 30);
+            const char *e = inf_codes(s, &lc, &dc);
+            if (e) return e;
+        } else if (type == 2) {
+            int nlen = inf_getbits(s, 5), ndist = inf_getbits(s, 5), ncode = inf_getbits(s, 4);
+            if (nlen < 0 || ndist < 0 || ncode < 0) return "truncated deflate stream";
+            nlen += 257;
+            ndist += 1;
+            ncode += 4;
+            if (nlen > 286 || ndist > 30) return "corrupt dynamic block";
+            memset(len, 0, sizeof len);
+            for (int i = 0; i < ncode; i++) {
+                int v = inf_getbits(s, 3);
+                if (v < 0) return "truncated deflate stream";
+                len[order[i]] = (uint8_t)v;
+            }
+            if (!inf_build(&lc, len, 19)) return "corrupt code lengths";
+            int idx = 0;
+            while (idx < nlen + ndist) {
+                int sym = inf_decode(s, &lc);
+                if (sym < 0) return "corrupt code lengths";
+                if (sym < 16) {
+                    len[idx++] = (uint8_t)sym;
+                    continue;
+                }
+                int rep, v = 0;
+                if (sym == 16) {
+                    if (idx == 0) return "corrupt code lengths";
+                    v = len[idx - 1];
+                    rep = 3 + inf_getbits(s, 2);
+                } else if (sym == 17) {
+                    rep = 3 + inf_getbits(s, 3);
+                } else {
+                    rep = 11 + inf_getbits(s, 7);
+                }
+                if (rep < 3 || idx + rep > nlen + ndist) return "corrupt code lengths";
+                while (rep--) len[idx++] = (uint8_t)v;
+            }
+            if (!inf_build(&lc, len, nlen) || !inf_build(&dc, len + nlen, ndist))
+                return "corrupt Huffman tables";
+            const char *e = inf_codes(s, &lc, &dc);
+            if (e) return e;
+        } else {
+            return "bad deflate block type";
+        }
+    } while (!last);
+    return NULL;
+}
+
+static int img_paeth(int a, int b, int c)
+{
+    int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+    if (pa <= pb && pa <= pc) return a;
+    return pb <= pc ? b : c;
+}
+
+static const char *img_decode_png(const uint8_t *d, size_t n, img_rgb *im)
+{
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 8 || memcmp(d, sig, 8)) return "bad PNG signature";
+    size_t pos = 8;
+    int64_t w = 0, h = 0;
+    int depth = 0, ctype = -1, interlace = 0;
+    uint8_t pal[256 * 3];
+    int npal = 0;
+    uint8_t *idat = NULL;
+    size_t idlen = 0;
+    const char *err = NULL;
+    while (pos + 12 <= n) {
+        uint32_t len = img_be32(d + pos);
+        const uint8_t *type = d + pos + 4, *body = d + pos + 8;
+        if (len > n - pos - 12) { err = "truncated PNG chunk"; break; }
+        if (!memcmp(type, "IHDR", 4) && len >= 13) {
+            w = img_be32(body);
+            h = img_be32(body + 4);
+            depth = body[8];
+            ctype = body[9];
+            interlace = body[12];
+        } else if (!memcmp(type, "PLTE", 4)) {
+            npal = (int)(len / 3 > 256 ? 256 : len / 3);
+            memcpy(pal, body, (size_t)npal * 3);
+        } else if (!memcmp(type, "IDAT", 4)) {
+            uint8_t *t = realloc(idat, idlen + len + 1);
+            if (!t) { err = "out of memory"; break; }
+            idat = t;
+            memcpy(idat + idlen, body, len);
+            idlen += len;
+        } else if (!memcmp(type, "IEND", 4)) {
+            break;
+        }
+        pos += 12 + (size_t)len;
+    }
+    int chans = ctype == 0 ? 1 : ctype == 2 ? 3 : ctype == 3 ? 1 : ctype == 4 ? 2 : ctype == 6 ? 4 : 0;
+    if (!err && (chans == 0 || !idat)) err = "missing or unsupported PNG header";
+    if (!err && (depth != 8 && !((ctype == 0 || ctype == 3) && (depth == 1 || depth == 2 || depth == 4))))
+        err = "unsupported PNG bit depth";
+    if (!err && interlace) err = "interlaced PNG is not supported";
+    if (!err && !img_alloc(im, w, h)) err = "bad PNG size";
+    if (err) { free(idat); return err; }
+    int64_t bpp_bits = (int64_t)chans * depth, rowbytes = (w * bpp_bits + 7) / 8;
+    int64_t bpp = bpp_bits < 8 ? 1 : bpp_bits / 8;
+    inf_state s = {0};
+    s.ocap = (size_t)((rowbytes + 1) * h);
+    s.out = malloc(s.ocap);
+    if (!s.out || idlen < 2) { free(idat); free(s.out); return s.out ? "truncated PNG data" : "out of memory"; }
+    s.in = idat + 2; /* zlib header */
+    s.n = idlen - 2;
+    err = inf_inflate(&s);
+    if (!err && s.olen != s.ocap) err = "PNG image data has the wrong size";
+    for (int64_t y = 0; !err && y < h; y++) {
+        uint8_t *row = s.out + y * (rowbytes + 1), ft = row[0];
+        uint8_t *cur = row + 1, *prev = y > 0 ? s.out + (y - 1) * (rowbytes + 1) + 1 : NULL;
+        if (ft > 4) { err = "bad PNG filter"; break; }
+        for (int64_t i = 0; i < rowbytes; i++) {
+            int a = i >= bpp ? cur[i - bpp] : 0, b = prev ? prev[i] : 0, c = (prev && i >= bpp) ? prev[i - bpp] : 0;
+            int v = cur[i];
+            switch (ft) {
+            case 1: v += a; break;
+            case 2: v += b; break;
+            case 3: v += (a + b) / 2; break;
+            case 4: v += img_paeth(a, b, c); break;
+            default: break;
+            }
+            cur[i] = (uint8_t)v;
+        }
+        for (int64_t x = 0; x < w; x++) {
+            uint8_t *o = im->px + (y * w + x) * 3;
+            int v[4];
+            if (depth < 8) {
+                int64_t bit = x * depth;
+                v[0] = (cur[bit / 8] >> (8 - depth - bit % 8)) & ((1 << depth) - 1);
+                if (ctype == 0) v[0] = v[0] * 255 / ((1 << depth) - 1);
+            } else {
+                for (int k = 0; k < chans; k++) v[k] = cur[x * chans + k];
+            }
+            if (ctype == 3) {
+                int i = v[0] < npal ? v[0] : 0;
+                o[0] = pal[i * 3]; o[1] = pal[i * 3 + 1]; o[2] = pal[i * 3 + 2];
+            } else if (chans >= 3) {
+                o[0] = (uint8_t)v[0]; o[1] = (uint8_t)v[1]; o[2] = (uint8_t)v[2];
+            } else {
+                o[0] = o[1] = o[2] = (uint8_t)v[0];
+            }
+        }
+    }
+    free(idat);
+    free(s.out);
+    return err;
+}
+
+static kiln_status image_decoder_run(ops_ctx *c)
+{
+    const core_tensor *x = ops_input(c, 0);
+    if (!x) return ops_error(c, KILN_ERR_INVALID_MODEL, "input encoded_stream is required");
+    if (x->dtype != KILN_DTYPE_UINT8 || x->ndim != 1)
+        return ops_error(c, KILN_ERR_DTYPE, "encoded_stream must be a 1-D uint8 tensor");
+    const char *pf = ops_attr_string(c, "pixel_format", "RGB");
+    int fmt = !strcmp(pf, "RGB") ? 0 : !strcmp(pf, "BGR") ? 1 : !strcmp(pf, "Grayscale") ? 2 : -1;
+    if (fmt < 0) return ops_error(c, KILN_ERR_INVALID_MODEL, "pixel_format '%s' is not supported", pf);
+    const uint8_t *d = x->data;
+    size_t n = (size_t)x->numel;
+    img_rgb im = {0};
+    const char *err;
+    if (n >= 2 && d[0] == 'B' && d[1] == 'M') err = img_decode_bmp(d, n, &im);
+    else if (n >= 2 && d[0] == 'P' && d[1] >= '1' && d[1] <= '7') err = img_decode_pnm(d, n, &im);
+    else if (n >= 8 && d[0] == 0x89 && d[1] == 'P') err = img_decode_png(d, n, &im);
+    else {
+        free(im.px);
+        return ops_error(c, KILN_ERR_UNSUPPORTED, "image format not supported (BMP, PNM and PNG only)");
+    }
+    if (err) {
+        free(im.px);
+        return ops_error(c, KILN_ERR_RUNTIME, "cannot decode image: %s", err);
+    }
+    int64_t yd[3] = {im.h, im.w, fmt == 2 ? 1 : 3};
+    core_tensor *y = ops_output(c, 0, KILN_DTYPE_UINT8, 3, yd);
+    if (!y) { free(im.px); return KILN_ERR_OUT_OF_MEMORY; }
+    uint8_t *o = y->data;
+    for (int64_t i = 0; i < im.w * im.h; i++) {
+        const uint8_t *p = im.px + i * 3;
+        if (fmt == 0) { o[3 * i] = p[0]; o[3 * i + 1] = p[1]; o[3 * i + 2] = p[2]; }
+        else if (fmt == 1) { o[3 * i] = p[2]; o[3 * i + 1] = p[1]; o[3 * i + 2] = p[0]; }
+        /* ITU-R 601-2 luma in 16.16 fixed point, as PIL's convert("L") */
+        else o[i] = (uint8_t)((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
+    }
+    free(im.px);
+    return KILN_OK;
+}
+
 const ops_schema ops_table_image[] = {
-    {"Resize", "", 10, resize_run},
-    {"Upsample", "", 1, upsample_run},
-    {"GridSample", "", 16, grid_sample_run},
-    {"AffineGrid", "", 20, affine_grid_run},
-    {"RoiAlign", "", 10, roi_align_run},
+    {"Resize", "", 10, resize_run, 0},
+    {"Upsample", "", 1, upsample_run, 0},
+    {"GridSample", "", 16, grid_sample_run, 0},
+    {"AffineGrid", "", 20, affine_grid_run, 0},
+    {"RoiAlign", "", 10, roi_align_run, 0},
+    {"ImageDecoder", "", 20, image_decoder_run, 0},
     OPS_TABLE_END
 };

@@ -19,15 +19,25 @@ typedef struct ops_schema {
     const char *domain;   /* "" = default ONNX domain, "ai.onnx.ml", ... */
     int since_version;    /* first opset this kernel implements (1 = all) */
     ops_run_fn run;
+    int backend;          /* 0 = reference kernel (the oracle); 1 = fast CPU kernel, which
+                             takes precedence and calls ops_run_reference() for any node
+                             it does not handle */
 } ops_schema;
 
 /* Each family file exports a table terminated by an entry with op_type == NULL, and
  * registry.c lists the tables. */
-#define OPS_TABLE_END {NULL, NULL, 0, NULL}
+#define OPS_TABLE_END {NULL, NULL, 0, NULL, 0}
 
-/* Find the kernel for (domain, op_type) at `opset`: the entry with the largest
- * since_version <= opset. NULL if none. */
+/* Find the kernel for (domain, op_type) at `opset`: a fast backend kernel if one is
+ * registered (and enabled), else the reference entry with the largest since_version <=
+ * opset. NULL if none. */
 const ops_schema *ops_find(const char *domain, const char *op_type, int64_t opset);
+/* Only reference kernels. */
+const ops_schema *ops_find_reference(const char *domain, const char *op_type, int64_t opset);
+/* Fast kernels on/off process-wide (KILN_REFERENCE=1 in the environment turns them off):
+ * for testing fast kernels against the oracle. */
+void ops_set_fast_kernels(bool enabled);
+bool ops_fast_kernels_enabled(void);
 /* Iterate over every registered schema (for `kiln inspect --check` and docs). */
 int ops_count(void);
 const ops_schema *ops_at(int i);
@@ -70,6 +80,12 @@ kiln_status ops_error(const ops_ctx *c, kiln_status s, const char *fmt, ...) COR
  * must release. Outer-scope names resolve through the calling node's scope. */
 kiln_status ops_run_subgraph(ops_ctx *c, const ir_graph *g, int n_in, core_value *const *inputs,
                              core_value **outputs);
+
+/* Run this node with its reference kernel (what a fast kernel does for cases it does not
+ * cover). */
+kiln_status ops_run_reference(ops_ctx *c);
+/* The context's thread pool (NULL = single-threaded); see core/threadpool.h. */
+struct core_threadpool *ops_threadpool(const ops_ctx *c);
 
 /* Random numbers for RandomNormal/Uniform/Bernoulli: a per-context generator, or seeded
  * when the node gives `seed`. Returns a uniform double in [0, 1). */

@@ -445,13 +445,13 @@ static kiln_status max_roi_pool_run(ops_ctx *c)
 }
 
 const ops_schema ops_table_pool[] = {
-    {"MaxPool", "", 1, maxpool_run},
-    {"AveragePool", "", 1, avgpool_run},
-    {"LpPool", "", 1, lppool_run},
-    {"GlobalMaxPool", "", 1, global_maxpool_run},
-    {"GlobalAveragePool", "", 1, global_avgpool_run},
-    {"GlobalLpPool", "", 1, global_lppool_run},
-    {"MaxUnpool", "", 9, maxunpool_run},
-    {"MaxRoiPool", "", 1, max_roi_pool_run},
+    {"MaxPool", "", 1, maxpool_run, 0},
+    {"AveragePool", "", 1, avgpool_run, 0},
+    {"LpPool", "", 1, lppool_run, 0},
+    {"GlobalMaxPool", "", 1, global_maxpool_run, 0},
+    {"GlobalAveragePool", "", 1, global_avgpool_run, 0},
+    {"GlobalLpPool", "", 1, global_lppool_run, 0},
+    {"MaxUnpool", "", 9, maxunpool_run, 0},
+    {"MaxRoiPool", "", 1, max_roi_pool_run, 0},
     OPS_TABLE_END
 };

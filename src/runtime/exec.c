@@ -1,6 +1,7 @@
 /* exec.c — the reference executor: runs an IR graph node by node, keeping each value
  * alive until its last consumer, and implements the ops_ctx accessors kernels use. */
 #include "runtime/runtime.h"
+#include "core/threadpool.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@ typedef struct rt_frame {
     core_value **vals;           /* one slot per value id; owned references */
     const struct rt_frame *parent;
     uint64_t *rng;               /* shared random state of the run */
+    core_threadpool *pool;       /* may be NULL */
 } rt_frame;
 
 struct ops_ctx {
@@ -24,6 +26,16 @@ struct ops_ctx {
 /* ---- ops_ctx accessors ---------------------------------------------------------------- */
 
 const ir_node *ops_node(const ops_ctx *c) { return c->node; }
+
+core_threadpool *ops_threadpool(const ops_ctx *c) { return c->frame->pool; }
+
+kiln_status ops_run_reference(ops_ctx *c)
+{
+    int64_t opset = ops_opset(c);
+    const ops_schema *s = ops_find_reference(c->node->domain, c->node->op_type, opset);
+    if (!s) return ops_error(c, KILN_ERR_UNSUPPORTED, "no reference kernel");
+    return s->run(c);
+}
 
 int ops_opset(const ops_ctx *c)
 {
@@ -195,10 +207,11 @@ static void rt_mark_use(int v, void *arg)
 }
 
 static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, uint64_t *rng,
-                                core_value *const *inputs, int n_in, core_value **outputs)
+                                core_threadpool *pool, core_value *const *inputs, int n_in,
+                                core_value **outputs)
 {
     kiln_status st = KILN_OK;
-    rt_frame f = {g, NULL, parent, rng};
+    rt_frame f = {g, NULL, parent, rng, pool};
     int *last = NULL;
     core_value **in = NULL, **out = NULL;
     int max_in = 1, max_out = 1;
@@ -306,13 +319,19 @@ kiln_status ops_run_subgraph(ops_ctx *c, const ir_graph *g, int n_in, core_value
         if (!inputs[k])
             return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "subgraph '%s': input %d missing",
                              g->name ? g->name : "", k);
-    return rt_frame_run(g, c->frame, c->rng, inputs, n_in, outputs);
+    return rt_frame_run(g, c->frame, c->rng, c->frame->pool, inputs, n_in, outputs);
+}
+
+kiln_status rt_graph_run_pool(const ir_graph *g, struct core_threadpool *pool, core_value *const *inputs,
+                              core_value **outputs)
+{
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    return rt_frame_run(g, NULL, &rng, pool, inputs, g->n_inputs, outputs);
 }
 
 kiln_status rt_graph_run(const ir_graph *g, core_value *const *inputs, core_value **outputs)
 {
-    uint64_t rng = 0x9e3779b97f4a7c15ull;
-    return rt_frame_run(g, NULL, &rng, inputs, g->n_inputs, outputs);
+    return rt_graph_run_pool(g, NULL, inputs, outputs);
 }
 
 static kiln_status rt_prepare_rec(ir_graph *g, int depth)
@@ -345,7 +364,7 @@ kiln_status rt_node_eval(const ir_graph *g, const ir_node *nd, core_value *const
 {
     if (!nd->schema) return core_error(KILN_ERR_UNSUPPORTED, "op %s is not supported", nd->op_type);
     uint64_t rng = 0x9e3779b97f4a7c15ull;
-    rt_frame f = {g, NULL, NULL, &rng};
+    rt_frame f = {g, NULL, NULL, &rng, NULL};
     core_value **in = calloc((size_t)nd->n_inputs + 1, sizeof *in);
     if (!in) return core_oom();
     for (int k = 0; k < nd->n_inputs; k++) in[k] = inputs[k];

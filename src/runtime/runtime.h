@@ -13,6 +13,10 @@ kiln_status rt_graph_prepare(ir_graph *g);
  * means "use the initializer", an error for an input without one). On success outputs[i]
  * (i < g->n_outputs) receive new references the caller releases. */
 kiln_status rt_graph_run(const ir_graph *g, core_value *const *inputs, core_value **outputs);
+/* Same, with kernels splitting work over `pool` (NULL = one thread). */
+struct core_threadpool;
+kiln_status rt_graph_run_pool(const ir_graph *g, struct core_threadpool *pool, core_value *const *inputs,
+                              core_value **outputs);
 
 
 

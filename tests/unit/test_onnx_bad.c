@@ -274,6 +274,82 @@ int main(void)
         free(t.p);
     }
 
+    /* 5b. Malformed tensors: each must fail with a message. */
+    {
+        struct {
+            const char *what;
+            int64_t dims[3];
+            int ndim;
+            int dtype;
+            int raw_len;     /* -1: no raw_data */
+            int wrong_wt;    /* data_type sent as a length-delimited field */
+        } cases[] = {
+            {"negative dim", {-2, 3, 0}, 2, 1, 24, 0},
+            {"dims product overflow", {1LL << 40, 1LL << 40, 1LL << 40}, 3, 1, 4, 0},
+            {"raw_data size mismatch", {2, 3, 0}, 2, 1, 20, 0},
+            {"unknown dtype", {2, 0, 0}, 1, 99, 8, 0},
+            {"undefined dtype", {2, 0, 0}, 1, 0, 8, 0},
+            {"no data", {2, 0, 0}, 1, 1, -1, 0},
+            {"wrong wire type", {2, 0, 0}, 1, 1, 8, 1},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            buf t = {0};
+            uint8_t raw[64] = {0};
+            for (int d = 0; d < cases[i].ndim; d++)
+                f_varint(&t, 1, (uint64_t)cases[i].dims[d]);
+            if (cases[i].wrong_wt)
+                f_bytes(&t, 2, "\x01", 1);
+            else
+                f_varint(&t, 2, (uint64_t)cases[i].dtype);
+            f_str(&t, 8, cases[i].what);
+            if (cases[i].raw_len >= 0)
+                f_bytes(&t, 9, raw, (size_t)cases[i].raw_len);
+            core_tensor *ct = NULL;
+            core_error_clear();
+            kiln_status st = onnx_tensor_decode(t.p, t.n, &ct);
+            CHECK(st == KILN_ERR_PARSE && !ct && has_message(), "tensor, %s: status %d '%s'", cases[i].what,
+                  (int)st, core_error_text());
+            if (getenv("VERBOSE"))
+                printf("  %s -> %s\n", cases[i].what, core_error_text());
+            core_tensor_destroy(ct);
+            free(t.p);
+        }
+    }
+
+    /* 5c. A model-local function that calls itself is rejected, not expanded forever. */
+    {
+        buf m = {0}, g = {0}, node = {0}, fn = {0}, fnode = {0}, op = {0}, op2 = {0};
+        f_varint(&m, 1, 8);
+        f_str(&op, 1, "");
+        f_varint(&op, 2, 17);
+        f_msg(&m, 8, &op);
+        f_str(&op2, 1, "local");
+        f_varint(&op2, 2, 1);
+        f_msg(&m, 8, &op2);
+        f_str(&fn, 1, "R");
+        f_str(&fn, 10, "local");
+        f_str(&fn, 4, "x");
+        f_str(&fn, 5, "y");
+        f_str(&fnode, 1, "x");
+        f_str(&fnode, 2, "y");
+        f_str(&fnode, 4, "R");
+        f_str(&fnode, 7, "local");
+        f_msg(&fn, 7, &fnode);
+        f_msg(&m, 25, &fn);
+        f_str(&node, 1, "X");
+        f_str(&node, 2, "Y");
+        f_str(&node, 4, "R");
+        f_str(&node, 7, "local");
+        f_msg(&g, 1, &node);
+        value_info(&g, 11, "X", 1, 4);
+        value_info(&g, 12, "Y", 1, 4);
+        f_msg(&m, 7, &g);
+        expect_fail_mem(m.p, m.n, NULL, "recursive function");
+        if (getenv("VERBOSE"))
+            printf("  recursive function -> %s\n", core_error_text());
+        free(m.p);
+    }
+
     /* 6. External data. */
     char tmpl[] = "/tmp/kiln_onnx_bad_XXXXXX";
     char *dir = mkdtemp(tmpl);

@@ -509,9 +509,10 @@ static void infer_node(shape_table *st, const ir_node *n, int opset)
         return;
     }
     if (op_is(n, "Flatten")) {
-        int axis = (int)attr_int(n, "axis", 1);
-        if (axis < 0) axis += x->ndim;
-        if (axis < 0 || axis > x->ndim) return;
+        int64_t a = attr_int(n, "axis", 1);
+        if (a < 0) a += x->ndim;
+        if (a < 0 || a > x->ndim) return;
+        int axis = (int)a;
         out[0] = prod(x->dims, 0, axis);
         out[1] = prod(x->dims, axis, x->ndim);
         sh_set(st, y, 2, out);
