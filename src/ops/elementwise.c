@@ -425,8 +425,8 @@ static kiln_status el_binary_t(ops_ctx *c, const core_tensor *a, const core_tens
     if (a->dtype != b->dtype)
         return ops_error(c, KILN_ERR_DTYPE, "input dtypes differ: %s and %s", core_dtype_name(a->dtype),
                          core_dtype_name(b->dtype));
-    kiln_dtype ct;
-    el_bin_fn fn;
+    kiln_dtype ct = KILN_DTYPE_UNDEFINED;
+    el_bin_fn fn = NULL;
     if ((st = el_pick(c, fns, a->dtype, &ct, &fn)) != KILN_OK) return st;
     kiln_dtype out = bool_out ? KILN_DTYPE_BOOL : a->dtype;
     return el_binary_exec(c, a, b, ct, fn, bool_out ? KILN_DTYPE_BOOL : ct, out, p);
@@ -549,8 +549,8 @@ static kiln_status el_variadic(ops_ctx *c, const el_bin_fn *fns, bool mean)
         nout = nt;
         memcpy(odims, tmp, sizeof(int64_t) * (size_t)nt);
     }
-    kiln_dtype ct;
-    el_bin_fn fn;
+    kiln_dtype ct = KILN_DTYPE_UNDEFINED;
+    el_bin_fn fn = NULL;
     kiln_status st = el_pick(c, fns, in0->dtype, &ct, &fn);
     if (st != KILN_OK) return st;
     if (mean && ct != KILN_DTYPE_FLOAT && ct != KILN_DTYPE_DOUBLE)

@@ -83,7 +83,7 @@ static kiln_status gather_run(ops_ctx *c)
     GET_INPUT(x, 0);
     GET_INPUT(ind, 1);
     kiln_status st;
-    int64_t axis;
+    int64_t axis = 0;
     if ((st = check_index_dtype(c, ind, "indices"))) return st;
     if ((st = get_axis(c, 0, x->ndim, &axis))) return st;
     int r = x->ndim, q = ind->ndim, ro = r - 1 + q;
@@ -116,7 +116,7 @@ static kiln_status gather_elements_run(ops_ctx *c)
     GET_INPUT(x, 0);
     GET_INPUT(ind, 1);
     kiln_status st;
-    int64_t axis;
+    int64_t axis = 0;
     if ((st = check_index_dtype(c, ind, "indices"))) return st;
     if ((st = get_axis(c, 0, x->ndim, &axis))) return st;
     int r = x->ndim;
@@ -132,7 +132,7 @@ static kiln_status gather_elements_run(ops_ctx *c)
     ops_contiguous_strides(r, x->dims, xs);
     int64_t i = 0;
     do {
-        int64_t off = 0, k;
+        int64_t off = 0, k = 0;
         for (int d = 0; d < r; d++)
             if (d != axis) off += idx[d] * xs[d];
         if ((st = load_index(c, ind, i, x->dims[axis], &k))) return st;
@@ -176,7 +176,7 @@ static kiln_status gather_nd_run(ops_ctx *c)
     int64_t nt = prod(ind->dims, (int)b, q - 1), inner = prod(x->dims, (int)(b + m), r);
     for (int64_t bi = 0; bi < nb; bi++)
         for (int64_t t = 0; t < nt; t++) {
-            int64_t tup = (bi * nt + t) * m, off = bi * xblock, k;
+            int64_t tup = (bi * nt + t) * m, off = bi * xblock, k = 0;
             for (int j = 0; j < m; j++) {
                 if ((st = load_index(c, ind, tup + j, x->dims[b + j], &k))) return st;
                 off += k * xs[b + j];
@@ -269,7 +269,7 @@ static kiln_status scatter_elements_run(ops_ctx *c)
     GET_INPUT(ind, 1);
     GET_INPUT(u, 2);
     kiln_status st;
-    int64_t axis;
+    int64_t axis = 0;
     int red;
     if ((st = check_index_dtype(c, ind, "indices"))) return st;
     if ((st = get_axis(c, 0, x->ndim, &axis))) return st;
@@ -297,7 +297,7 @@ static kiln_status scatter_elements_run(ops_ctx *c)
     int64_t xs[MAXD], idx[MAXD] = {0}, i = 0;
     ops_contiguous_strides(r, x->dims, xs);
     do {
-        int64_t off = 0, k;
+        int64_t off = 0, k = 0;
         for (int d = 0; d < r; d++)
             if (d != axis) off += idx[d] * xs[d];
         if ((st = load_index(c, ind, i, x->dims[axis], &k))) return st;
@@ -337,7 +337,7 @@ static kiln_status scatter_nd_run(ops_ctx *c)
     ops_contiguous_strides(r, x->dims, xs);
     int64_t nt = prod(ind->dims, 0, q - 1), inner = prod(x->dims, (int)m, r);
     for (int64_t t = 0; t < nt; t++) {
-        int64_t off = 0, k;
+        int64_t off = 0, k = 0;
         for (int j = 0; j < m; j++) {
             if ((st = load_index(c, ind, t * m + j, x->dims[j], &k))) return st;
             off += k * xs[j];
@@ -354,7 +354,7 @@ static kiln_status tensor_scatter_run(ops_ctx *c)
     const core_tensor *wi = ops_input(c, 2);
     int r = past->ndim;
     kiln_status st;
-    int64_t axis;
+    int64_t axis = 0;
     if ((st = get_axis(c, -2, r, &axis))) return st;
     if (axis == 0) return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "axis must not be the batch axis 0");
     const char *mode = ops_attr_string(c, "mode", "linear");
@@ -460,7 +460,7 @@ static kiln_status topk_run(ops_ctx *c)
 {
     GET_INPUT(x, 0);
     kiln_status st;
-    int64_t axis, k;
+    int64_t axis = 0, k = 0;
     if ((st = get_axis(c, -1, x->ndim, &axis))) return st;
     if (ops_opset(c) < 10) {
         k = ops_attr_int(c, "k", -1);
