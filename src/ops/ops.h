@@ -84,6 +84,10 @@ kiln_status ops_run_subgraph(ops_ctx *c, const ir_graph *g, int n_in, core_value
 /* Run this node with its reference kernel (what a fast kernel does for cases it does not
  * cover). */
 kiln_status ops_run_reference(ops_ctx *c);
+/* Scratch memory for the running kernel, 64-byte aligned, grown as needed and kept by the
+ * context (no allocation once warm). Valid until the kernel returns; a kernel must not
+ * hold it across ops_run_subgraph. NULL (error set) on OOM. */
+void *ops_scratch(ops_ctx *c, size_t bytes);
 /* The context's thread pool (NULL = single-threaded); see core/threadpool.h. */
 struct core_threadpool *ops_threadpool(const ops_ctx *c);
 

@@ -17,7 +17,7 @@ struct kiln_context {
     const kiln_model *model;
     core_value **bound;    /* per graph input (g->inputs order); NULL = use initializer */
     core_value **outputs;  /* per graph output, from the last run */
-    core_threadpool *pool; /* exactly model->num_threads threads (the caller included) */
+    rt_state *state;       /* thread pool (exactly model->num_threads threads), scratch, arena */
 };
 
 static kiln_status api_model_finish(ir_model *m, const kiln_load_options *opts, kiln_model **out)
@@ -113,7 +113,7 @@ KILN_API kiln_status kiln_context_create(const kiln_model *model, kiln_context *
     c->bound = calloc((size_t)g->n_inputs + 1, sizeof *c->bound);
     c->outputs = calloc((size_t)g->n_outputs + 1, sizeof *c->outputs);
     if (!c->bound || !c->outputs) { kiln_context_destroy(c); return core_oom(); }
-    if (model->num_threads > 1 && !(c->pool = core_threadpool_create(model->num_threads))) {
+    if (!(c->state = rt_state_create(g, model->num_threads, true))) {
         kiln_context_destroy(c);
         return core_error_prefix(KILN_ERR_RUNTIME, "context: ");
     }
@@ -133,7 +133,7 @@ KILN_API void kiln_context_destroy(kiln_context *c)
     const ir_graph *g = c->model->m->graph;
     if (c->bound) for (int k = 0; k < g->n_inputs; k++) core_value_release(c->bound[k]);
     if (c->outputs) api_release_outputs(c);
-    core_threadpool_destroy(c->pool);
+    rt_state_destroy(c->state);
     free(c->bound);
     free(c->outputs);
     free(c);
@@ -196,7 +196,7 @@ KILN_API kiln_status kiln_context_run(kiln_context *c)
     for (int k = 0; k < g->n_inputs; k++)
         if (!c->bound[k] && !g->values[g->inputs[k]].constant)
             return core_error(KILN_ERR_INVALID_ARGUMENT, "input '%s' is not bound", g->values[g->inputs[k]].name);
-    return rt_graph_run_pool(g, c->pool, c->bound, c->outputs);
+    return rt_state_run(c->state, c->bound, c->outputs);
 }
 
 KILN_API kiln_status kiln_context_get_output(kiln_context *c, const char *name, kiln_tensor_view *out)

@@ -7,27 +7,71 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One planned activation buffer: output `out` of top-level node `node`, alive over nodes
+ * [first, last], at arena + offset. */
+typedef struct rt_slot {
+    int node, out;
+    size_t size, offset;
+    int first, last;
+    const void *data; /* recording run: where the buffer was, to find aliases */
+} rt_slot;
+
+/* Everything one context keeps between runs: random state, thread pool, kernel scratch
+ * and the activation memory plan of the top-level graph. */
+struct rt_state {
+    const ir_graph *g;
+    core_threadpool *pool;
+    uint64_t rng;
+    void *scratch;
+    size_t scratch_size;
+    int mode;            /* RT_PLAN_* */
+    bool mismatch;       /* a planned run met an allocation the plan does not cover */
+    rt_slot *slots;
+    int n_slots, cap_slots;
+    int *slot_of;        /* out_base[node] + k -> slot, or -1 */
+    int *out_base;
+    void *arena;
+    size_t arena_size, arena_cap;
+    int64_t *sig;        /* input shapes the plan was made for */
+    int n_sig;
+};
+
+enum { RT_PLAN_DISABLED = -1, RT_PLAN_NONE = 0, RT_PLAN_RECORDING = 1, RT_PLAN_ACTIVE = 2 };
+
 typedef struct rt_frame {
     const ir_graph *g;
     core_value **vals;           /* one slot per value id; owned references */
     const struct rt_frame *parent;
-    uint64_t *rng;               /* shared random state of the run */
-    core_threadpool *pool;       /* may be NULL */
+    rt_state *state;             /* shared by the top frame and its subgraph frames */
 } rt_frame;
 
 struct ops_ctx {
     const rt_frame *frame;
     const ir_node *node;
+    int node_index;
     core_value **in;   /* n_inputs borrowed pointers (NULL when omitted) */
     core_value **out;  /* n_outputs owned references set by the kernel */
-    uint64_t *rng;
 };
 
 /* ---- ops_ctx accessors ---------------------------------------------------------------- */
 
 const ir_node *ops_node(const ops_ctx *c) { return c->node; }
 
-core_threadpool *ops_threadpool(const ops_ctx *c) { return c->frame->pool; }
+core_threadpool *ops_threadpool(const ops_ctx *c) { return c->frame->state->pool; }
+
+void *ops_scratch(ops_ctx *c, size_t bytes)
+{
+    rt_state *s = c->frame->state;
+    if (bytes > s->scratch_size) {
+        size_t want = (bytes + 4095) & ~(size_t)4095;
+        void *p = aligned_alloc(64, want);
+        if (!p) { ops_error(c, KILN_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of scratch", bytes); return NULL; }
+        free(s->scratch);
+        s->scratch = p;
+        s->scratch_size = want;
+    }
+    return s->scratch;
+}
 
 kiln_status ops_run_reference(ops_ctx *c)
 {
@@ -80,10 +124,35 @@ core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int
                       core_shape_str(ndim, dims, b, sizeof b));
             return NULL;
         }
-    core_tensor *t = core_tensor_create(dtype, ndim, dims);
+    rt_state *s = c->frame->state;
+    core_tensor *t = NULL;
+    bool top = c->frame->parent == NULL && c->node_index >= 0;
+    if (top && s->mode == RT_PLAN_ACTIVE && dtype != KILN_DTYPE_STRING) {
+        int slot = s->slot_of[s->out_base[c->node_index] + i];
+        int64_t n = core_shape_numel(ndim, dims);
+        size_t bytes = n >= 0 ? (size_t)n * core_dtype_size(dtype) : 0;
+        if (slot >= 0 && n >= 0 && ((bytes + 63) & ~(size_t)63) == s->slots[slot].size) {
+            /* Kernels may rely on zeroed outputs, as core_tensor_create gives. */
+            void *p = (char *)s->arena + s->slots[slot].offset;
+            memset(p, 0, bytes);
+            t = core_tensor_wrap(dtype, ndim, dims, p);
+        }
+        else s->mismatch = true;
+    }
+    if (!t) t = core_tensor_create(dtype, ndim, dims);
     if (!t) {
         ops_error(c, KILN_ERR_OUT_OF_MEMORY, "cannot allocate output %d: %s", i, core_error_text());
         return NULL;
+    }
+    if (top && s->mode == RT_PLAN_RECORDING && dtype != KILN_DTYPE_STRING && t->nbytes > 0) {
+        if (s->n_slots == s->cap_slots) {
+            int cap = s->cap_slots ? s->cap_slots * 2 : 64;
+            rt_slot *ns = realloc(s->slots, sizeof *ns * (size_t)cap);
+            if (!ns) s->mode = RT_PLAN_DISABLED;
+            else { s->slots = ns; s->cap_slots = cap; }
+        }
+        if (s->mode == RT_PLAN_RECORDING)
+            s->slots[s->n_slots++] = (rt_slot){c->node_index, i, t->nbytes, 0, c->node_index, c->node_index, t->data};
     }
     core_value *v = core_value_from_tensor(t);
     if (!v) return NULL;
@@ -181,9 +250,10 @@ kiln_status ops_error(const ops_ctx *c, kiln_status s, const char *fmt, ...)
 double ops_random_uniform(ops_ctx *c)
 {
     /* xorshift64*: statistically fine for Random* ops; not a reproduction of numpy. */
-    uint64_t x = *c->rng;
+    uint64_t *rng = &c->frame->state->rng;
+    uint64_t x = *rng;
     x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
-    *c->rng = x;
+    *rng = x;
     return (double)((x * 2685821657736338717ull) >> 11) * (1.0 / 9007199254740992.0);
 }
 
@@ -206,12 +276,14 @@ static void rt_mark_use(int v, void *arg)
     if (u->last[v] < u->node) u->last[v] = u->node;
 }
 
-static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, uint64_t *rng,
-                                core_threadpool *pool, core_value *const *inputs, int n_in,
-                                core_value **outputs)
+static void rt_plan_build(rt_state *s, const int *last);
+static void rt_plan_note_outputs(rt_state *s, const ir_graph *g, int node, core_value *const *out, const int *last);
+
+static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, rt_state *state,
+                                core_value *const *inputs, int n_in, core_value **outputs)
 {
     kiln_status st = KILN_OK;
-    rt_frame f = {g, NULL, parent, rng, pool};
+    rt_frame f = {g, NULL, parent, state};
     int *last = NULL;
     core_value **in = NULL, **out = NULL;
     int max_in = 1, max_out = 1;
@@ -267,7 +339,7 @@ static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, uint6
         }
         for (int k = 0; k < nd->n_inputs; k++) in[k] = nd->inputs[k] >= 0 ? f.vals[nd->inputs[k]] : NULL;
         for (int k = 0; k < nd->n_outputs; k++) out[k] = NULL;
-        ops_ctx c = {&f, nd, in, out, rng};
+        ops_ctx c = {&f, nd, parent ? -1 : i, in, out};
         st = nd->schema->run(&c);
         if (st == KILN_OK) {
             for (int k = 0; k < nd->n_outputs; k++)
@@ -276,6 +348,8 @@ static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, uint6
                     break;
                 }
         }
+        if (st == KILN_OK && !parent && state->mode == RT_PLAN_RECORDING)
+            rt_plan_note_outputs(state, g, i, out, last);
         for (int k = 0; k < nd->n_outputs; k++) {
             if (st == KILN_OK && nd->outputs[k] >= 0) {
                 core_value_release(f.vals[nd->outputs[k]]);
@@ -299,6 +373,7 @@ static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, uint6
         if (!v) { st = core_error(KILN_ERR_INTERNAL, "graph output '%s' was not computed", g->values[g->outputs[k]].name); goto done; }
     }
     for (int k = 0; k < g->n_outputs; k++) outputs[k] = core_value_retain(f.vals[g->outputs[k]]);
+    if (!parent && state->mode == RT_PLAN_RECORDING) rt_plan_build(state, last);
 done:
     if (f.vals)
         for (int v = 0; v < g->n_values; v++) core_value_release(f.vals[v]);
@@ -319,14 +394,176 @@ kiln_status ops_run_subgraph(ops_ctx *c, const ir_graph *g, int n_in, core_value
         if (!inputs[k])
             return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "subgraph '%s': input %d missing",
                              g->name ? g->name : "", k);
-    return rt_frame_run(g, c->frame, c->rng, c->frame->pool, inputs, n_in, outputs);
+    return rt_frame_run(g, c->frame, c->frame->state, inputs, n_in, outputs);
+}
+
+/* ---- run state and the activation memory plan ------------------------------------------
+ * The plan is made the way ONNX Runtime's "memory pattern" is: the first run with a given
+ * set of input shapes allocates normally and records every top-level output buffer (size,
+ * producing node, last consumer, aliases through pass-through ops); the buffers are then
+ * packed into one arena by greedy best-offset placement over their lifetimes, and later
+ * runs with the same input shapes take their activations from the arena (no malloc for
+ * tensor data). A run whose allocations differ from the plan falls back to malloc and
+ * re-records. Graphs whose top level holds sequences are not planned. */
+
+rt_state *rt_state_create(const ir_graph *g, int n_threads, bool plan_memory)
+{
+    rt_state *s = calloc(1, sizeof *s);
+    if (!s) { core_oom(); return NULL; }
+    s->g = g;
+    s->rng = 0x9e3779b97f4a7c15ull;
+    s->mode = plan_memory ? RT_PLAN_NONE : RT_PLAN_DISABLED;
+    if (n_threads > 1 && !(s->pool = core_threadpool_create(n_threads))) { free(s); return NULL; }
+    if (plan_memory) {
+        s->out_base = malloc(sizeof(int) * ((size_t)g->n_nodes + 1));
+        int total = 0;
+        for (int i = 0; s->out_base && i < g->n_nodes; i++) { s->out_base[i] = total; total += g->nodes[i].n_outputs; }
+        s->slot_of = malloc(sizeof(int) * ((size_t)total + 1));
+        if (!s->out_base || !s->slot_of) { rt_state_destroy(s); core_oom(); return NULL; }
+    }
+    return s;
+}
+
+void rt_state_destroy(rt_state *s)
+{
+    if (!s) return;
+    core_threadpool_destroy(s->pool);
+    free(s->scratch);
+    free(s->slots);
+    free(s->slot_of);
+    free(s->out_base);
+    free(s->arena);
+    free(s->sig);
+    free(s);
+}
+
+size_t rt_state_arena_bytes(const rt_state *s) { return s && s->mode == RT_PLAN_ACTIVE ? s->arena_size : 0; }
+
+static void rt_plan_note_outputs(rt_state *s, const ir_graph *g, int node, core_value *const *out, const int *last)
+{
+    const ir_node *nd = &g->nodes[node];
+    for (int k = 0; k < nd->n_outputs; k++) {
+        const core_value *v = out[k];
+        if (!v) continue;
+        if (v->kind != CORE_VALUE_TENSOR) { s->mode = RT_PLAN_DISABLED; return; }
+        /* An output that reuses a buffer made by an earlier node (Identity, a Loop passing
+         * a value through, ...) extends that buffer's lifetime. */
+        const void *d = v->tensor->data;
+        int vid = nd->outputs[k];
+        int until = vid >= 0 ? last[vid] : node;
+        for (int j = 0; d && j < s->n_slots; j++)
+            if (s->slots[j].data == d && s->slots[j].node != node && s->slots[j].last >= node &&
+                s->slots[j].last < until)
+                s->slots[j].last = until;
+    }
+    for (int j = 0; j < s->n_slots; j++)
+        if (s->slots[j].node == node) {
+            int vid = nd->outputs[s->slots[j].out];
+            s->slots[j].last = vid >= 0 && last[vid] > node ? last[vid] : node;
+        }
+}
+
+static int rt_slot_by_size(const void *a, const void *b)
+{
+    const rt_slot *x = *(const rt_slot *const *)a, *y = *(const rt_slot *const *)b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->first - y->first;
+}
+
+static void rt_plan_build(rt_state *s, const int *last)
+{
+    (void)last;
+    int n = s->n_slots, total = 0;
+    for (int i = 0; i < s->g->n_nodes; i++) total += s->g->nodes[i].n_outputs;
+    for (int i = 0; i < total; i++) s->slot_of[i] = -1;
+    rt_slot **order = malloc(sizeof *order * (size_t)(n + 1));
+    rt_slot **placed = malloc(sizeof *placed * (size_t)(n + 1));
+    if (!order || !placed) { free(order); free(placed); s->mode = RT_PLAN_NONE; return; }
+    for (int i = 0; i < n; i++) { order[i] = &s->slots[i]; s->slots[i].size = (s->slots[i].size + 63) & ~(size_t)63; }
+    qsort(order, (size_t)n, sizeof *order, rt_slot_by_size);
+    size_t end = 0;
+    int n_placed = 0;
+    for (int i = 0; i < n; i++) {
+        rt_slot *a = order[i];
+        /* Lowest offset not overlapping any placed buffer alive at the same time. */
+        size_t off = 0;
+        for (bool moved = true; moved;) {
+            moved = false;
+            for (int j = 0; j < n_placed; j++) {
+                const rt_slot *b = placed[j];
+                if (b->last < a->first || a->last < b->first) continue;
+                if (off < b->offset + b->size && b->offset < off + a->size) { off = b->offset + b->size; moved = true; }
+            }
+        }
+        a->offset = off;
+        if (off + a->size > end) end = off + a->size;
+        placed[n_placed++] = a;
+    }
+    free(order);
+    free(placed);
+    if (end > s->arena_cap) {
+        void *p = aligned_alloc(64, end);
+        if (!p) { s->mode = RT_PLAN_NONE; return; }
+        free(s->arena);
+        s->arena = p;
+        s->arena_cap = end;
+    }
+    s->arena_size = end;
+    for (int i = 0; i < n; i++) s->slot_of[s->out_base[s->slots[i].node] + s->slots[i].out] = i;
+    s->mode = RT_PLAN_ACTIVE;
+}
+
+/* Input shapes as one flat signature: the plan holds only while they stay the same. */
+static bool rt_sig_same(rt_state *s, const ir_graph *g, core_value *const *inputs, bool store)
+{
+    int64_t buf[4096];
+    int n = 0;
+    for (int k = 0; k < g->n_inputs; k++) {
+        const core_value *v = inputs[k];
+        if (!v || v->kind != CORE_VALUE_TENSOR) { if (n < 4096) buf[n++] = -2; continue; }
+        if (n + 2 + v->tensor->ndim > 4096) return false;
+        buf[n++] = v->tensor->dtype;
+        buf[n++] = v->tensor->ndim;
+        for (int d = 0; d < v->tensor->ndim; d++) buf[n++] = v->tensor->dims[d];
+    }
+    bool same = s->sig && s->n_sig == n && !memcmp(s->sig, buf, sizeof(int64_t) * (size_t)n);
+    if (store && !same) {
+        int64_t *p = malloc(sizeof(int64_t) * (size_t)(n + 1));
+        if (!p) return false;
+        memcpy(p, buf, sizeof(int64_t) * (size_t)n);
+        free(s->sig);
+        s->sig = p;
+        s->n_sig = n;
+    }
+    return same;
+}
+
+kiln_status rt_state_run(rt_state *s, core_value *const *inputs, core_value **outputs)
+{
+    const ir_graph *g = s->g;
+    if (s->mode != RT_PLAN_DISABLED) {
+        bool same = rt_sig_same(s, g, inputs, true);
+        if (!same || s->mode != RT_PLAN_ACTIVE) { s->mode = RT_PLAN_RECORDING; s->n_slots = 0; }
+    }
+    s->mismatch = false;
+    kiln_status st = rt_frame_run(g, NULL, s, inputs, g->n_inputs, outputs);
+    if (s->mode == RT_PLAN_RECORDING) s->mode = RT_PLAN_NONE; /* the run failed before planning */
+    if (s->mismatch && s->mode == RT_PLAN_ACTIVE) s->mode = RT_PLAN_NONE;
+    return st;
 }
 
 kiln_status rt_graph_run_pool(const ir_graph *g, struct core_threadpool *pool, core_value *const *inputs,
                               core_value **outputs)
 {
-    uint64_t rng = 0x9e3779b97f4a7c15ull;
-    return rt_frame_run(g, NULL, &rng, pool, inputs, g->n_inputs, outputs);
+    rt_state s;
+    memset(&s, 0, sizeof s);
+    s.g = g;
+    s.pool = pool;
+    s.rng = 0x9e3779b97f4a7c15ull;
+    s.mode = RT_PLAN_DISABLED;
+    kiln_status st = rt_frame_run(g, NULL, &s, inputs, g->n_inputs, outputs);
+    free(s.scratch);
+    return st;
 }
 
 kiln_status rt_graph_run(const ir_graph *g, core_value *const *inputs, core_value **outputs)
@@ -363,13 +600,17 @@ kiln_status rt_node_eval(const ir_graph *g, const ir_node *nd, core_value *const
                          core_value **outputs)
 {
     if (!nd->schema) return core_error(KILN_ERR_UNSUPPORTED, "op %s is not supported", nd->op_type);
-    uint64_t rng = 0x9e3779b97f4a7c15ull;
-    rt_frame f = {g, NULL, NULL, &rng, NULL};
+    rt_state state;
+    memset(&state, 0, sizeof state);
+    state.g = g;
+    state.rng = 0x9e3779b97f4a7c15ull;
+    state.mode = RT_PLAN_DISABLED;
+    rt_frame f = {g, NULL, NULL, &state};
     core_value **in = calloc((size_t)nd->n_inputs + 1, sizeof *in);
     if (!in) return core_oom();
     for (int k = 0; k < nd->n_inputs; k++) in[k] = inputs[k];
     for (int k = 0; k < nd->n_outputs; k++) outputs[k] = NULL;
-    ops_ctx c = {&f, nd, in, outputs, &rng};
+    ops_ctx c = {&f, nd, -1, in, outputs};
     kiln_status st = nd->schema->run(&c);
     for (int k = 0; st == KILN_OK && k < nd->n_outputs; k++)
         if (nd->outputs[k] >= 0 && !outputs[k]) st = ops_error(&c, KILN_ERR_INTERNAL, "kernel did not produce output %d", k);

@@ -20,6 +20,15 @@ kiln_status rt_graph_run_pool(const ir_graph *g, struct core_threadpool *pool, c
 
 
 
+/* Per-context run state: thread pool, kernel scratch, random state and the activation
+ * memory plan (arena) of the top-level graph. Not thread-safe: one per context. */
+typedef struct rt_state rt_state;
+rt_state *rt_state_create(const ir_graph *g, int n_threads, bool plan_memory);
+void rt_state_destroy(rt_state *s);
+kiln_status rt_state_run(rt_state *s, core_value *const *inputs, core_value **outputs);
+/* Bytes of the activation arena in use (0 until a plan exists): peak activation memory. */
+size_t rt_state_arena_bytes(const rt_state *s);
+
 /* Evaluate one node of graph g on the given input values (borrowed, NULL = omitted);
  * outputs[k] receive new references for every output the node names. Used by constant
  * folding. */
