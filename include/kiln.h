@@ -323,6 +323,26 @@ KILN_API void kiln_draw_text(kiln_image *img, int x, int y, const char *text, co
 KILN_API void kiln_draw_detections(kiln_image *img, const kiln_detection *dets, int n,
                                    const char *const *labels, int n_labels);
 
+/* ---- measuring ---------------------------------------------------------------------- */
+
+/* Time of one layer (node) of the executed graph, accumulated over the runs made since
+ * profiling was enabled. Strings live as long as the model. */
+typedef struct kiln_layer_time {
+    const char *name;
+    const char *op_type;
+    double total_ms;
+    int64_t count;
+} kiln_layer_time;
+
+/* Turn per-layer timing on (resets the counters) or off. */
+KILN_API kiln_status kiln_context_set_profiling(kiln_context *ctx, int enable);
+/* Number of layers (nodes of the optimized top-level graph). */
+KILN_API int kiln_context_layer_count(const kiln_context *ctx);
+KILN_API kiln_status kiln_context_layer_time(const kiln_context *ctx, int index, kiln_layer_time *out);
+/* Bytes of the planned activation arena (the peak activation memory of a run), or 0 before
+ * a plan exists (it is made by the first run with a given set of input shapes). */
+KILN_API size_t kiln_context_activation_bytes(const kiln_context *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -221,3 +221,25 @@ KILN_API kiln_status kiln_context_get_output(kiln_context *c, const char *name, 
     }
     return core_error(KILN_ERR_NOT_FOUND, "the model has no output named '%s'", name);
 }
+
+KILN_API kiln_status kiln_context_set_profiling(kiln_context *c, int enable)
+{
+    if (!c) return core_error(KILN_ERR_INVALID_ARGUMENT, "kiln_context_set_profiling: NULL context");
+    return rt_state_set_profiling(c->state, enable != 0);
+}
+
+KILN_API int kiln_context_layer_count(const kiln_context *c) { return c ? c->model->m->graph->n_nodes : 0; }
+
+KILN_API kiln_status kiln_context_layer_time(const kiln_context *c, int index, kiln_layer_time *out)
+{
+    if (!c || !out || index < 0 || index >= c->model->m->graph->n_nodes)
+        return core_error(KILN_ERR_INVALID_ARGUMENT, "layer index %d out of range", index);
+    const ir_node *nd = &c->model->m->graph->nodes[index];
+    out->name = nd->name ? nd->name : "";
+    out->op_type = nd->op_type;
+    if (!rt_state_profile(c->state, index, &out->total_ms, &out->count))
+        return core_error(KILN_ERR_INVALID_ARGUMENT, "profiling is not enabled on this context");
+    return KILN_OK;
+}
+
+KILN_API size_t kiln_context_activation_bytes(const kiln_context *c) { return c ? rt_state_arena_bytes(c->state) : 0; }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One planned activation buffer: output `out` of top-level node `node`, alive over nodes
  * [first, last], at arena + offset. */
@@ -34,6 +35,8 @@ struct rt_state {
     size_t arena_size, arena_cap;
     int64_t *sig;        /* input shapes the plan was made for */
     int n_sig;
+    double *prof_ms;     /* per top-level node: accumulated kernel time, when profiling */
+    int64_t *prof_count;
 };
 
 enum { RT_PLAN_DISABLED = -1, RT_PLAN_NONE = 0, RT_PLAN_RECORDING = 1, RT_PLAN_ACTIVE = 2 };
@@ -340,7 +343,15 @@ static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, rt_st
         for (int k = 0; k < nd->n_inputs; k++) in[k] = nd->inputs[k] >= 0 ? f.vals[nd->inputs[k]] : NULL;
         for (int k = 0; k < nd->n_outputs; k++) out[k] = NULL;
         ops_ctx c = {&f, nd, parent ? -1 : i, in, out};
-        st = nd->schema->run(&c);
+        if (!parent && state->prof_ms) {
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            st = nd->schema->run(&c);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            state->prof_ms[i] += (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+            state->prof_count[i]++;
+        } else
+            st = nd->schema->run(&c);
         if (st == KILN_OK) {
             for (int k = 0; k < nd->n_outputs; k++)
                 if (nd->outputs[k] >= 0 && !out[k]) {
@@ -434,10 +445,33 @@ void rt_state_destroy(rt_state *s)
     free(s->out_base);
     free(s->arena);
     free(s->sig);
+    free(s->prof_ms);
+    free(s->prof_count);
     free(s);
 }
 
 size_t rt_state_arena_bytes(const rt_state *s) { return s && s->mode == RT_PLAN_ACTIVE ? s->arena_size : 0; }
+
+kiln_status rt_state_set_profiling(rt_state *s, bool on)
+{
+    free(s->prof_ms);
+    free(s->prof_count);
+    s->prof_ms = NULL;
+    s->prof_count = NULL;
+    if (!on) return KILN_OK;
+    s->prof_ms = calloc((size_t)s->g->n_nodes + 1, sizeof *s->prof_ms);
+    s->prof_count = calloc((size_t)s->g->n_nodes + 1, sizeof *s->prof_count);
+    if (!s->prof_ms || !s->prof_count) { rt_state_set_profiling(s, false); return core_oom(); }
+    return KILN_OK;
+}
+
+bool rt_state_profile(const rt_state *s, int node, double *ms, int64_t *count)
+{
+    if (!s->prof_ms || node < 0 || node >= s->g->n_nodes) return false;
+    *ms = s->prof_ms[node];
+    *count = s->prof_count[node];
+    return true;
+}
 
 static void rt_plan_note_outputs(rt_state *s, const ir_graph *g, int node, core_value *const *out, const int *last)
 {

@@ -28,6 +28,9 @@ void rt_state_destroy(rt_state *s);
 kiln_status rt_state_run(rt_state *s, core_value *const *inputs, core_value **outputs);
 /* Bytes of the activation arena in use (0 until a plan exists): peak activation memory. */
 size_t rt_state_arena_bytes(const rt_state *s);
+/* Per-node kernel timing of the top-level graph (accumulated over runs while on). */
+kiln_status rt_state_set_profiling(rt_state *s, bool on);
+bool rt_state_profile(const rt_state *s, int node, double *ms, int64_t *count);
 
 /* Evaluate one node of graph g on the given input values (borrowed, NULL = omitted);
  * outputs[k] receive new references for every output the node names. Used by constant
