@@ -413,7 +413,7 @@ kiln_status ir_graph_sort(ir_graph *g)
         ir_node *sorted = malloc(sizeof *sorted * (size_t)(n + 1));
         if (!sorted) { st = core_oom(); goto done; }
         for (int i = 0; i < n; i++) sorted[i] = g->nodes[order[i]];
-        memcpy(g->nodes, sorted, sizeof *sorted * (size_t)n);
+        if (n > 0) memcpy(g->nodes, sorted, sizeof *sorted * (size_t)n);
         free(sorted);
         for (int v = 0; v < g->n_values; v++) g->values[v].producer = -1;
         for (int i = 0; i < n; i++)

@@ -2018,6 +2018,11 @@ static kiln_status model_decode(loader *L, const uint8_t *data, size_t size)
             }
         }
     }
+    if (m->n_opsets == 0) { /* IR version < 3 models predate opset_import: opset 1 */
+        span def = {NULL, 0};
+        if ((st = model_add_opset(m, def, 1)))
+            return st;
+    }
     /* Domains imported only by functions still need a version for their nodes' lookup. */
     for (int i = 0; i < L->n_fns; i++)
         for (int k = 0; k < L->fns[i].n_opsets; k++)
