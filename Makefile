@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE ?= cmake
 
-.PHONY: all check conformance unit golden fuzz sanitize clean
+.PHONY: all check demo conformance unit golden fuzz sanitize clean
 
 all:
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -23,6 +23,9 @@ fuzz:
 
 sanitize:
 	@bash tests/run_sanitized.sh
+
+demo: all
+	@bash models/demo.sh $(BUILD)/kiln
 
 check: all
 	@bash tests/check.sh

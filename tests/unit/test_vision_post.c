@@ -405,7 +405,7 @@ static void test_random_vs_bruteforce(void)
             c[j] = t;
         }
         if (nc > o.max_candidates) nc = o.max_candidates;
-        kiln_detection *keep = malloc(sizeof *keep * (size_t)(nc ? nc : 1));
+        kiln_detection *keep = malloc(sizeof *keep * (size_t)(nc > 0 ? (unsigned)nc : 1u));
         int nk = 0;
         for (int i = 0; i < nc && nk < o.max_detections; i++) {
             int sup = 0;

@@ -9,5 +9,14 @@ int cli_run_main(int argc, char **argv);
 void cli_run_help(FILE *f);
 int cli_inspect_main(int argc, char **argv);
 void cli_inspect_help(FILE *f);
+int cli_bench_main(int argc, char **argv);
+void cli_bench_help(FILE *f);
+
+int cli_detect_main(int argc, char **argv);
+void cli_detect_help(FILE *f);
+int cli_classify_main(int argc, char **argv);
+void cli_classify_help(FILE *f);
+int cli_upscale_main(int argc, char **argv);
+void cli_upscale_help(FILE *f);
 
 #endif

@@ -17,6 +17,11 @@ static const cli_command commands[] = {
     {"run", "run a model on inputs from .npy/.pb files", cli_run_main, cli_run_help},
     {"inspect", "describe a model: I/O, ops, parameters, FLOPs; --check validates", cli_inspect_main,
      cli_inspect_help},
+    {"detect", "detect objects in images with a YOLO-style model", cli_detect_main, cli_detect_help},
+    {"classify", "classify images (top-k with labels)", cli_classify_main, cli_classify_help},
+    {"upscale", "super-resolve an image", cli_upscale_main, cli_upscale_help},
+    {"bench", "time a model: load, latency percentiles, throughput, memory; --profile", cli_bench_main,
+     cli_bench_help},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -1,8 +1,8 @@
 /* run.c — `kiln run`: load a model through the public API, bind inputs read from .npy or
  * TensorProto .pb files, run once, and print a summary of each output or save it as .npy. */
 #include "cli.h"
+#include "inputs.h"
 #include "npy.h"
-#include "onnx/onnx.h"
 
 #include "kiln.h"
 
@@ -49,58 +49,6 @@ typedef struct bound_input {
     core_tensor *t;
 } bound_input;
 
-static void *slurp(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    if (buf && ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = n;
-    return buf;
-}
-
-static bool has_suffix(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
-/* Read a tensor from .npy (by extension or magic) or a serialized TensorProto. */
-static kiln_status load_tensor_file(const char *path, core_tensor **out)
-{
-    size_t size = 0;
-    errno = 0;
-    void *buf = slurp(path, &size);
-    if (!buf) return core_error(KILN_ERR_IO, "cannot read %s: %s", path, errno ? strerror(errno) : "out of memory");
-    kiln_status st;
-    bool is_npy = size >= 6 && !memcmp(buf, "\x93NUMPY", 6);
-    if (is_npy || has_suffix(path, ".npy")) {
-        st = npy_decode(buf, size, out);
-    } else {
-        st = onnx_tensor_decode(buf, size, out);
-    }
-    free(buf);
-    if (st != KILN_OK) return core_error_prefix(st, "%s: ", path);
-    return KILN_OK;
-}
-
 static void shape_text(int ndim, const int64_t *dims, char *buf, size_t size)
 {
     if (ndim == 0) {
@@ -111,27 +59,6 @@ static void shape_text(int ndim, const int64_t *dims, char *buf, size_t size)
     buf[0] = 0;
     for (int i = 0; i < ndim && n < size; i++)
         n += (size_t)snprintf(buf + n, size - n, "%s%lld", i ? "x" : "", (long long)dims[i]);
-}
-
-static void info_shape_text(const kiln_tensor_info *ti, char *buf, size_t size)
-{
-    if (ti->ndim < 0) {
-        snprintf(buf, size, "unknown shape");
-        return;
-    }
-    if (ti->ndim == 0) {
-        snprintf(buf, size, "scalar");
-        return;
-    }
-    size_t n = 0;
-    buf[0] = 0;
-    for (int i = 0; i < ti->ndim && i < KILN_MAX_DIMS && n < size; i++) {
-        const char *sep = i ? "x" : "";
-        if (ti->dims[i] >= 0)
-            n += (size_t)snprintf(buf + n, size - n, "%s%lld", sep, (long long)ti->dims[i]);
-        else
-            n += (size_t)snprintf(buf + n, size - n, "%s%s", sep, ti->dim_names[i] ? ti->dim_names[i] : "?");
-    }
 }
 
 static int mkdir_p(const char *dir)
@@ -242,35 +169,16 @@ static char *output_path(const char *dir, const char *name)
     return p;
 }
 
-static bool is_input_name(const kiln_model *model, const char *name, size_t len)
-{
-    int n = kiln_model_input_count(model);
-    for (int i = 0; i < n; i++) {
-        kiln_tensor_info ti;
-        if (kiln_model_input_info(model, i, &ti) == KILN_OK && strlen(ti.name) == len && !strncmp(ti.name, name, len))
-            return true;
-    }
-    return false;
-}
-
-/* Split each NAME=FILE: names may contain '=' and so may paths, so the first split whose
- * NAME is a model input wins; otherwise the first '='. */
+/* Split each NAME=FILE once the model's input names are known (see cli_input_spec_split). */
 static bool resolve_inputs(const kiln_model *model, bound_input *ins, int n_ins)
 {
     for (int k = 0; k < n_ins; k++) {
-        const char *spec = ins[k].spec, *eq = strchr(spec, '=');
-        for (const char *e = eq; e; e = strchr(e + 1, '='))
-            if (e[1] && is_input_name(model, spec, (size_t)(e - spec))) {
-                eq = e;
-                break;
-            }
-        char *name = strndup(spec, (size_t)(eq - spec));
-        if (!name) {
-            fail("out of memory");
+        char *name = NULL;
+        if (cli_input_spec_split(model, ins[k].spec, &name, &ins[k].file) != KILN_OK) {
+            fail("%s", core_error_text());
             return false;
         }
         ins[k].name = name;
-        ins[k].file = eq + 1;
         for (int j = 0; j < k; j++)
             if (!strcmp(ins[j].name, name)) {
                 fail("input '%s' given twice", name);
@@ -353,20 +261,10 @@ int cli_run_main(int argc, char **argv)
     if (!resolve_inputs(model, ins, n_ins)) goto done;
     /* every --input must name a model input */
     for (int k = 0; k < n_ins; k++) {
-        bool found = false;
-        for (int i = 0; i < n_model_in && !found; i++) {
-            kiln_tensor_info ti;
-            if (kiln_model_input_info(model, i, &ti) == KILN_OK && !strcmp(ti.name, ins[k].name)) found = true;
-        }
-        if (!found) {
-            char list[1024] = "";
-            size_t n = 0;
-            for (int i = 0; i < n_model_in && n < sizeof list; i++) {
-                kiln_tensor_info ti;
-                if (kiln_model_input_info(model, i, &ti) == KILN_OK)
-                    n += (size_t)snprintf(list + n, sizeof list - n, "%s'%s'", i ? ", " : "", ti.name);
-            }
-            fail("model has no input '%s' (inputs: %s)", ins[k].name, n_model_in ? list : "none");
+        if (!cli_model_has_input(model, ins[k].name)) {
+            char list[1024];
+            cli_input_names_text(model, list, sizeof list);
+            fail("model has no input '%s' (inputs: %s)", ins[k].name, list);
             goto done;
         }
     }
@@ -380,7 +278,7 @@ int cli_run_main(int argc, char **argv)
         for (int k = 0; k < n_ins; k++) given |= !strcmp(ins[k].name, ti.name);
         if (!given) {
             char shp[512];
-            info_shape_text(&ti, shp, sizeof shp);
+            cli_info_shape_text(&ti, shp, sizeof shp);
             fail("missing input '%s' (%s [%s]): pass --input %s=FILE", ti.name, kiln_dtype_name(ti.dtype), shp,
                  ti.name);
             goto done;
@@ -391,7 +289,7 @@ int cli_run_main(int argc, char **argv)
         goto done;
     }
     for (int k = 0; k < n_ins; k++) {
-        if (load_tensor_file(ins[k].file, &ins[k].t) != KILN_OK) {
+        if (cli_tensor_load_file(ins[k].file, &ins[k].t) != KILN_OK) {
             fail("input '%s': %s", ins[k].name, core_error_text());
             goto done;
         }
