@@ -1136,7 +1136,7 @@ static const char *img_decode_png(const uint8_t *d, size_t n, img_rgb *im)
     size_t pos = 8;
     int64_t w = 0, h = 0;
     int depth = 0, ctype = -1, interlace = 0;
-    uint8_t pal[256 * 3];
+    uint8_t pal[256 * 3] = {0};
     int npal = 0;
     uint8_t *idat = NULL;
     size_t idlen = 0;
