@@ -204,11 +204,3 @@ kiln_status opt_expand_gradients(ir_graph *g)
     }
     return changed ? ir_graph_sort(g) : KILN_OK;
 }
-
-kiln_status opt_prepare_model(ir_model *m)
-{
-    kiln_status st = opt_expand_gradients(m->graph);
-    if (!st) st = rt_graph_prepare(m->graph);
-    if (!st) st = opt_fold_constants(m->graph);
-    return st;
-}
