@@ -108,7 +108,8 @@ typedef struct kiln_tensor_view {
 
 typedef struct kiln_load_options {
     int num_threads;   /* 0 = default (physical cores) */
-    int optimize;      /* reserved: 0 = run the graph as written */
+    int no_optimize;   /* 1 = skip the graph optimizer (fusions, BN folding, ...): run the
+                          graph as written, for debugging; constants are still folded */
 } kiln_load_options;
 
 /* ---- errors and versions ---------------------------------------------------------- */

@@ -18,6 +18,9 @@ kiln_status opt_expand_gradients(ir_graph *g);
  * below in order, repeated until none rewrites anything (a few rounds at most). The
  * optimized graph computes the same outputs within float rounding. */
 kiln_status opt_prepare_model(ir_model *m);
+/* Same; optimize = false stops after constant folding (the graph as written, for debugging
+ * and for comparing against the optimized graph). */
+kiln_status opt_prepare_model_ex(ir_model *m, bool optimize);
 
 /* Optimizations on/off process-wide. Default: on, unless KILN_OPT=0 is in the environment
  * (read once). Off, opt_prepare_model still expands gradients and folds constants. */

@@ -128,13 +128,15 @@ static kiln_status opt_optimize(ir_graph *g)
     return st;
 }
 
-kiln_status opt_prepare_model(ir_model *m)
+kiln_status opt_prepare_model_ex(ir_model *m, bool optimize)
 {
     memset(opt_stats, 0, sizeof opt_stats);
     if (!m || !m->graph) return core_error(KILN_ERR_INVALID_ARGUMENT, "opt_prepare_model: no graph");
     kiln_status st = opt_expand_gradients(m->graph);
     if (!st) st = rt_graph_prepare(m->graph);
     if (!st) st = opt_fold_constants(m->graph);
-    if (!st && opt_enabled()) st = opt_optimize(m->graph);
+    if (!st && optimize && opt_enabled()) st = opt_optimize(m->graph);
     return st;
 }
+
+kiln_status opt_prepare_model(ir_model *m) { return opt_prepare_model_ex(m, true); }

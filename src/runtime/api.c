@@ -22,7 +22,7 @@ struct kiln_context {
 
 static kiln_status api_model_finish(ir_model *m, const kiln_load_options *opts, kiln_model **out)
 {
-    kiln_status st = opt_prepare_model(m);
+    kiln_status st = opt_prepare_model_ex(m, !(opts && opts->no_optimize));
     if (st) { ir_model_destroy(m); return st; }
     kiln_model *km = calloc(1, sizeof *km);
     ir_graph *g = m->graph;
