@@ -37,6 +37,8 @@ struct rt_state {
     int n_sig;
     double *prof_ms;     /* per top-level node: accumulated kernel time, when profiling */
     int64_t *prof_count;
+    struct rt_live { const ir_graph *g; int *last; } *live; /* liveness per graph, computed once */
+    int n_live;
 };
 
 enum { RT_PLAN_DISABLED = -1, RT_PLAN_NONE = 0, RT_PLAN_RECORDING = 1, RT_PLAN_ACTIVE = 2 };
@@ -279,6 +281,37 @@ static void rt_mark_use(int v, void *arg)
     if (u->last[v] < u->node) u->last[v] = u->node;
 }
 
+/* Index of the last node that reads each value (graph outputs: n_nodes), computed once per
+ * graph and kept in the state: values are freed right after their last consumer. */
+static int *rt_liveness(rt_state *s, const ir_graph *g)
+{
+    for (int i = 0; i < s->n_live; i++)
+        if (s->live[i].g == g) return s->live[i].last;
+    int *last = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    struct rt_live *nl = realloc(s->live, sizeof *nl * (size_t)(s->n_live + 1));
+    if (!last || !nl) { free(last); if (nl) s->live = nl; core_oom(); return NULL; }
+    s->live = nl;
+    for (int v = 0; v < g->n_values; v++) last[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *nd = &g->nodes[i];
+        for (int k = 0; k < nd->n_inputs; k++)
+            if (nd->inputs[k] >= 0) last[nd->inputs[k]] = i;
+        struct rt_last_use u = {last, i};
+        ir_node_outer_refs(g, nd, rt_mark_use, &u);
+    }
+    for (int k = 0; k < g->n_outputs; k++) last[g->outputs[k]] = g->n_nodes;
+    s->live[s->n_live++] = (struct rt_live){g, last};
+    return last;
+}
+
+static void rt_state_free_live(rt_state *s)
+{
+    for (int i = 0; i < s->n_live; i++) free(s->live[i].last);
+    free(s->live);
+    s->live = NULL;
+    s->n_live = 0;
+}
+
 static void rt_plan_build(rt_state *s, const int *last);
 static void rt_plan_note_outputs(rt_state *s, const ir_graph *g, int node, core_value *const *out, const int *last);
 
@@ -295,14 +328,13 @@ static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, rt_st
         if (g->nodes[i].n_outputs > max_out) max_out = g->nodes[i].n_outputs;
     }
     f.vals = calloc((size_t)g->n_values + 1, sizeof *f.vals);
-    last = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    last = rt_liveness(state, g);
     in = calloc((size_t)max_in, sizeof *in);
     out = calloc((size_t)max_out, sizeof *out);
     if (!f.vals || !last || !in || !out) { st = core_oom(); goto done; }
 
     for (int v = 0; v < g->n_values; v++) {
         const ir_value *val = &g->values[v];
-        last[v] = -1;
         if (val->constant) f.vals[v] = core_value_retain(val->constant);
         else if (val->is_outer) {
             core_value *o = rt_lookup_outer(&f, val->name);
@@ -322,15 +354,6 @@ static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, rt_st
             st = core_error(KILN_ERR_INVALID_ARGUMENT, "graph input '%s' is not bound", g->values[g->inputs[k]].name);
             goto done;
         }
-    /* Liveness: free each value after its last consumer; never graph outputs. */
-    for (int i = 0; i < g->n_nodes; i++) {
-        const ir_node *nd = &g->nodes[i];
-        for (int k = 0; k < nd->n_inputs; k++)
-            if (nd->inputs[k] >= 0) last[nd->inputs[k]] = i;
-        struct rt_last_use u = {last, i};
-        ir_node_outer_refs(g, nd, rt_mark_use, &u);
-    }
-    for (int k = 0; k < g->n_outputs; k++) last[g->outputs[k]] = g->n_nodes;
 
     for (int i = 0; i < g->n_nodes; i++) {
         const ir_node *nd = &g->nodes[i];
@@ -389,7 +412,6 @@ done:
     if (f.vals)
         for (int v = 0; v < g->n_values; v++) core_value_release(f.vals[v]);
     free(f.vals);
-    free(last);
     free(in);
     free(out);
     return st;
@@ -447,6 +469,7 @@ void rt_state_destroy(rt_state *s)
     free(s->sig);
     free(s->prof_ms);
     free(s->prof_count);
+    rt_state_free_live(s);
     free(s);
 }
 
@@ -597,6 +620,7 @@ kiln_status rt_graph_run_pool(const ir_graph *g, struct core_threadpool *pool, c
     s.mode = RT_PLAN_DISABLED;
     kiln_status st = rt_frame_run(g, NULL, &s, inputs, g->n_inputs, outputs);
     free(s.scratch);
+    rt_state_free_live(&s);
     return st;
 }
 
