@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import random
+import re
 import time
 
 import numpy as np
@@ -85,6 +86,13 @@ def stratified_split(y, test_frac, seed):
 def write_png_gray(path, img_u8):
     from PIL import Image
     Image.fromarray(img_u8, mode="L").save(path)
+
+
+def dump_json(obj):
+    # Indented JSON with each confusion-matrix row on one line.
+    text = json.dumps(obj, indent=1)
+    text = re.sub(r"\[\s+([-0-9,\s]+?)\s+\]", lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
+    return text + "\n"
 
 
 def main():
@@ -207,8 +215,7 @@ def main():
         "torch": torch.__version__,
     }
     with open(os.path.join(args.out, "accuracy.json"), "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
+        f.write(dump_json(result))
     print(f"wrote {onnx_path} ({os.path.getsize(onnx_path)} bytes)")
 
 
