@@ -1,5 +1,6 @@
 # Top-level driver: `make` builds build/kiln and libkiln; `make check` runs every test.
 JOBS ?= $(shell nproc)
+MAKEFLAGS += --no-print-directory
 BUILD ?= build
 CMAKE ?= cmake
 
