@@ -98,13 +98,14 @@ int cli_detect_main(int argc, char **argv)
         kiln_letterbox_info info;
         kiln_detection *dets = NULL;
         int n = 0;
-        double t0 = app_now_ms(), t1, t2, t3;
+        double td = app_now_ms(), t0, t1, t2, t3;
         if (kiln_image_load(images[ii], 3, &img)) {
             fprintf(stderr, "kiln detect: %s\n", kiln_last_error());
             rc = 1;
             continue;
         }
         int64_t dims[4] = {1, 3, net_h, net_w};
+        t0 = app_now_ms();
         if (kiln_letterbox_to_tensor(&img, &lb, &norm, tensor, 3 * (size_t)net_h * net_w, &info) ||
             kiln_context_set_input(m.ctx, m.in.name, KILN_DTYPE_FLOAT, 4, dims, tensor,
                                    sizeof(float) * 3 * (size_t)net_h * net_w)) {
@@ -150,8 +151,8 @@ int cli_detect_main(int argc, char **argv)
             }
             printf("]%s", n_images > 1 ? "}" : "\n");
         } else {
-            printf("%s: %d detection%s (%dx%d; pre %.1f ms, inference %.1f ms, post %.2f ms)\n", images[ii], n,
-                   n == 1 ? "" : "s", img.width, img.height, t1 - t0, t2 - t1, t3 - t2);
+            printf("%s: %d detection%s (%dx%d; decode %.1f ms, pre %.2f ms, inference %.1f ms, post %.2f ms)\n",
+                   images[ii], n, n == 1 ? "" : "s", img.width, img.height, t0 - td, t1 - t0, t2 - t1, t3 - t2);
             for (int k = 0; k < n; k++) {
                 const kiln_detection *d = &dets[k];
                 char cls[32];
