@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bilinear arithmetic shared bit-for-bit with resize.c: 11-bit weights per axis, the 2-D
- * sample is (sum wx*wy*p + 2^21) >> 22 in int32, so the fused letterbox equals
- * kiln_letterbox + kiln_image_to_tensor exactly. */
+/* Bilinear arithmetic shared bit-for-bit with resize.c (11-bit weights per axis, OpenCV's
+ * rounding, see pp_vblend), so the fused letterbox equals kiln_letterbox +
+ * kiln_image_to_tensor exactly. The warp uses the exact sum (w * w * p + 2^21) >> 22. */
 #define PP_BITS 11
 #define PP_ONE (1 << PP_BITS)
 #define PP_ROUND (1 << (2 * PP_BITS - 1))
@@ -20,6 +20,7 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define PP_X86 1
+#include <immintrin.h>
 #endif
 
 static kiln_status image_check(const kiln_image *img, const char *what)
@@ -70,11 +71,51 @@ static kiln_status pp_norm_prepare(const kiln_normalize *norm, int src_channels,
 
 static inline float pp_cvt(int v, float k, float b) { return (float)v * k + b; }
 
+#ifdef PP_X86
+/* 16 RGB pixels per step: three pshufb-and-or gathers split 48 bytes into R, G, B, which
+ * are widened, converted and normalised 8 at a time (mul then add, as pp_cvt rounds).
+ * Returns how many pixels it did. */
+__attribute__((target("avx2"))) static int pp_row3_simd(const uint8_t *s, int w, float *d0, float *d1, float *d2,
+                                                          const float K[4], const float B[4])
+{
+    const __m128i ra = _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i rb = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1);
+    const __m128i rc = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13);
+    const __m128i ga = _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i gb = _mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1);
+    const __m128i gc = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14);
+    const __m128i ba = _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i bb = _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1);
+    const __m128i bc = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15);
+    float *d[3] = {d0, d1, d2};
+    __m256 k[3], b[3];
+    for (int c = 0; c < 3; c++) k[c] = _mm256_set1_ps(K[c]), b[c] = _mm256_set1_ps(B[c]);
+    int x = 0;
+    for (; x + 16 <= w; x += 16) {
+        const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + 3 * x));
+        const __m128i m = _mm_loadu_si128((const __m128i *)(const void *)(s + 3 * x + 16));
+        const __m128i z = _mm_loadu_si128((const __m128i *)(const void *)(s + 3 * x + 32));
+        __m128i ch[3];
+        ch[0] = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ra), _mm_shuffle_epi8(m, rb)), _mm_shuffle_epi8(z, rc));
+        ch[1] = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ga), _mm_shuffle_epi8(m, gb)), _mm_shuffle_epi8(z, gc));
+        ch[2] = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ba), _mm_shuffle_epi8(m, bb)), _mm_shuffle_epi8(z, bc));
+        for (int c = 0; c < 3; c++) {
+            __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(ch[c]));
+            __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(ch[c], 8)));
+            _mm256_storeu_ps(d[c] + x, _mm256_add_ps(_mm256_mul_ps(lo, k[c]), b[c]));
+            _mm256_storeu_ps(d[c] + x + 8, _mm256_add_ps(_mm256_mul_ps(hi, k[c]), b[c]));
+        }
+    }
+    return x;
+}
+#endif
+
 /* Interleaved 8-bit rows -> `nc` float planes (plane stride `plane`). Loops run over the
  * source channels in storage order with constant offsets (so they vectorise); the channel
  * mapping is applied by choosing which plane each source channel lands in. */
 static inline __attribute__((always_inline)) void pp_planes_body(const kiln_image *src, const pp_norm *pn, int nc,
-                                                                 float *dst, size_t plane, size_t row_stride)
+                                                                 float *dst, size_t plane, size_t row_stride,
+                                                                 const int simd)
 {
     const int cn = src->channels, w = src->width;
     float *e[4] = {NULL, NULL, NULL, NULL};
@@ -95,7 +136,13 @@ static inline __attribute__((always_inline)) void pp_planes_body(const kiln_imag
             }
         } else if (cn == 3) {
             float *restrict d0 = e[0] + off, *restrict d1 = e[1] + off, *restrict d2 = e[2] + off;
-            for (int x = 0; x < w; x++) {
+            int x = 0;
+#ifdef PP_X86
+            if (simd) x = pp_row3_simd(s, w, d0, d1, d2, K, B);
+#else
+            (void)simd;
+#endif
+            for (; x < w; x++) {
                 d0[x] = pp_cvt(s[3 * x], K[0], B[0]);
                 d1[x] = pp_cvt(s[3 * x + 1], K[1], B[1]);
                 d2[x] = pp_cvt(s[3 * x + 2], K[2], B[2]);
@@ -123,14 +170,14 @@ static inline __attribute__((always_inline)) void pp_planes_body(const kiln_imag
 static void pp_planes_generic(const kiln_image *src, const pp_norm *pn, int nc, float *dst, size_t plane,
                               size_t row_stride)
 {
-    pp_planes_body(src, pn, nc, dst, plane, row_stride);
+    pp_planes_body(src, pn, nc, dst, plane, row_stride, 0);
 }
 
 #ifdef PP_X86
 __attribute__((target("avx2"))) static void pp_planes_avx2(const kiln_image *src, const pp_norm *pn, int nc,
                                                              float *dst, size_t plane, size_t row_stride)
 {
-    pp_planes_body(src, pn, nc, dst, plane, row_stride);
+    pp_planes_body(src, pn, nc, dst, plane, row_stride, 1);
 }
 #endif
 
@@ -285,76 +332,206 @@ typedef struct lb_job {
     int32_t *xw0, *xw1;
     int *yi0, *yi1;
     int32_t *yw0, *yw1;
-    int32_t *v; /* one vertically blended source row */
-    float *dst;
+    int32_t *h[2];  /* two cached horizontal passes, planar: [channel][uw] */
+    int32_t *wpair; /* xw0 | xw1 << 16 per column, for pmaddwd */
+    int nvec;       /* leading columns whose 8-byte load at xo0 stays inside the row */
 } lb_job;
 
-/* Same tap computation as resize.c (OpenCV INTER_LINEAR, border replicate). */
-static void pp_linear_tab(int src, int dst, int mul, int *i0, int *i1, int32_t *w0, int32_t *w1)
+/* Same tap computation as resize.c's rs_linear_tab (OpenCV INTER_LINEAR, border
+ * replicate; along y only the indices are clamped, along x the weights too). */
+static void pp_linear_tab(int src, int dst, int mul, int axis_y, int *i0, int *i1, int32_t *w0, int32_t *w1)
 {
     double scale = 1.0 / ((double)dst / (double)src);
     for (int d = 0; d < dst; d++) {
         float f = (float)((d + 0.5) * scale - 0.5);
         int s = (int)floorf(f);
         f -= (float)s;
-        if (s < 0) f = 0.f, s = 0;
-        if (s >= src - 1) f = 0.f, s = src - 1;
-        i0[d] = s * mul;
-        i1[d] = (s + 1 < src ? s + 1 : src - 1) * mul;
+        if (axis_y) {
+            i0[d] = (s < 0 ? 0 : s > src - 1 ? src - 1 : s) * mul;
+            i1[d] = (s + 1 < 0 ? 0 : s + 1 > src - 1 ? src - 1 : s + 1) * mul;
+        } else {
+            if (s < 0) f = 0.f, s = 0;
+            if (s >= src - 1) f = 0.f, s = src - 1;
+            i0[d] = s * mul;
+            i1[d] = (s + 1 < src ? s + 1 : src - 1) * mul;
+        }
         w0[d] = (int16_t)lrintf((1.f - f) * PP_ONE);
         w1[d] = (int16_t)lrintf(f * PP_ONE);
     }
 }
 
+/* Vertical blend of two horizontal sums, exactly as OpenCV's SIMD INTER_LINEAR 8-bit path
+ * rounds it (sums >> 4 packed to int16, mulhi by the 11-bit weight, then (x + 2) >> 2).
+ * Copying its rounding makes kiln's letterbox equal cv2.resize pixel for pixel instead of
+ * one level off in ~10% of values; resize.c uses the same expression. */
+static inline int32_t pp_vblend(int32_t h0, int32_t h1, int32_t b0, int32_t b1)
+{
+    int32_t v = ((((h0 >> 4) * b0) >> 16) + (((h1 >> 4) * b1) >> 16) + 2) >> 2;
+    return v > 255 ? 255 : v;
+}
+
+#ifdef PP_X86
+/* Horizontal pass for 3- and 4-channel rows, 4 columns at a time: one 8-byte load holds
+ * both taps (the right tap is always the next pixel, or has weight 0 at a clamped edge),
+ * pshufb pairs each channel's taps as int16, pmaddwd applies [w0 w1], and a 4x4 transpose
+ * makes the planar rows. Returns how many columns it did; the caller finishes the rest. */
+__attribute__((target("avx2"))) static int lb_hrow_simd(const lb_job *j, const uint8_t *r, int32_t *h, int cn)
+{
+    const int uw = j->g->uw, n = j->nvec & ~3;
+    const __m128i shuf = cn == 3 ? _mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1)
+                                 : _mm_setr_epi8(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1);
+    int32_t *h0 = h, *h1 = h + uw, *h2 = h + 2 * (size_t)uw;
+    const int *xo0 = j->xo0;
+    const int32_t *wp = j->wpair;
+    for (int x = 0; x < n; x += 4) {
+        /* written out: -O2 does not unroll a k-loop here and would spill to memory */
+#define LB_TAP(k)                                                                                                      \
+    _mm_madd_epi16(_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(const void *)(r + xo0[x + (k)])), shuf),         \
+                   _mm_set1_epi32(wp[x + (k)]))
+        const __m128i p0 = LB_TAP(0), p1 = LB_TAP(1), p2 = LB_TAP(2), p3 = LB_TAP(3);
+#undef LB_TAP
+        __m128i t0 = _mm_unpacklo_epi32(p0, p1), t1 = _mm_unpacklo_epi32(p2, p3);
+        __m128i t2 = _mm_unpackhi_epi32(p0, p1), t3 = _mm_unpackhi_epi32(p2, p3);
+        _mm_storeu_si128((__m128i *)(void *)(h0 + x), _mm_unpacklo_epi64(t0, t1));
+        _mm_storeu_si128((__m128i *)(void *)(h1 + x), _mm_unpackhi_epi64(t0, t1));
+        _mm_storeu_si128((__m128i *)(void *)(h2 + x), _mm_unpacklo_epi64(t2, t3));
+    }
+    return n;
+}
+#endif
+
+#ifdef PP_X86
+/* pp_vblend + pp_cvt over a row, 8 at a time (explicit, so -O2 builds are fast too). */
+__attribute__((target("avx2"))) static int lb_vrow_simd(float *d, const int32_t *h0, const int32_t *h1, int n,
+                                                          int32_t b0, int32_t b1, float k, float b)
+{
+    const __m256i vb0 = _mm256_set1_epi32(b0), vb1 = _mm256_set1_epi32(b1);
+    const __m256i two = _mm256_set1_epi32(2), top = _mm256_set1_epi32(255);
+    const __m256 vk = _mm256_set1_ps(k), vb = _mm256_set1_ps(b);
+    int x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256i a = _mm256_srai_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(h0 + x)), 4);
+        __m256i c = _mm256_srai_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(h1 + x)), 4);
+        a = _mm256_srai_epi32(_mm256_mullo_epi32(a, vb0), 16);
+        c = _mm256_srai_epi32(_mm256_mullo_epi32(c, vb1), 16);
+        __m256i v = _mm256_min_epi32(_mm256_srai_epi32(_mm256_add_epi32(_mm256_add_epi32(a, c), two), 2), top);
+        _mm256_storeu_ps(d + x, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(v), vk), vb));
+    }
+    return x;
+}
+
+__attribute__((target("avx2"))) static int pp_fill_simd(float *d, int n, float v)
+{
+    const __m256 vv = _mm256_set1_ps(v);
+    int x = 0;
+    for (; x + 8 <= n; x += 8) _mm256_storeu_ps(d + x, vv);
+    return x;
+}
+#endif
+
+/* d[0..n) = v; simd is a constant after inlining */
+static inline __attribute__((always_inline)) void pp_fill(float *restrict d, int n, float v, const int simd)
+{
+    int x = 0;
+#ifdef PP_X86
+    if (simd) x = pp_fill_simd(d, n, v);
+#else
+    (void)simd;
+#endif
+    for (; x < n; x++) d[x] = v;
+}
+
+/* Horizontal pass of one source row into `np` planes (1 for gray, else R G B in storage
+ * order); cn and np are constants after inlining. */
+static inline __attribute__((always_inline)) void lb_hrow(const lb_job *j, const uint8_t *restrict r,
+                                                          int32_t *restrict h, const int cn, const int np,
+                                                          const int simd)
+{
+    const int uw = j->g->uw;
+    const int *restrict xo0 = j->xo0, *restrict xo1 = j->xo1;
+    const int32_t *restrict xw0 = j->xw0, *restrict xw1 = j->xw1;
+    int x = 0;
+#ifdef PP_X86
+    if (simd && cn >= 3) x = lb_hrow_simd(j, r, h, cn);
+#else
+    (void)simd;
+#endif
+    for (; x < uw; x++) {
+        const uint8_t *p0 = r + xo0[x], *p1 = r + xo1[x];
+        const int32_t a0 = xw0[x], a1 = xw1[x];
+        for (int k = 0; k < np; k++) h[(size_t)k * uw + x] = p0[k] * a0 + p1[k] * a1;
+    }
+}
+
 /* The fused kernel body, inlined into a baseline and an AVX2 clone (chosen at run time):
- * per content row, blend the two source rows vertically (contiguous, vectorises), then
- * gather horizontally per output channel straight into the float planes. */
-static inline __attribute__((always_inline)) void lb_rows_body(const lb_job *j)
+ * per content row, horizontal passes of its two source rows (cached: upscaling reuses
+ * them), then one contiguous loop per output channel that blends vertically, normalises
+ * and stores into the float plane; padding is written in the same sweep. */
+static inline __attribute__((always_inline)) void lb_rows_body(lb_job *j, float *dst, const int cn, const int simd)
 {
     const kiln_image *src = j->src;
     const lb_geom *g = j->g;
-    const int cn = src->channels, ow = g->ow, uw = g->uw, left = g->left;
+    const int ow = g->ow, uw = g->uw, left = g->left, np = cn == 1 ? 1 : 3;
     const size_t plane = (size_t)ow * g->oh;
-    int32_t *restrict v = j->v;
-    /* only the source columns some tap touches need the vertical blend */
-    const size_t i_lo = (size_t)j->xo0[0], i_hi = (size_t)j->xo1[uw - 1] + (size_t)cn;
+    int cached[2] = {-1, -1};
     for (int y = 0; y < g->oh; y++) {
         int ry = y - g->top;
         if (ry < 0 || ry >= g->uh) {
             for (int c = 0; c < 3; c++) {
-                float *restrict d = j->dst + c * plane + (size_t)y * ow;
-                const float p = j->pad[c];
-                for (int x = 0; x < ow; x++) d[x] = p;
+                float *restrict d = dst + c * plane + (size_t)y * ow;
+                pp_fill(d, ow, j->pad[c], simd);
             }
             continue;
         }
-        const uint8_t *restrict r0 = src->data + (size_t)j->yi0[ry] * src->stride;
-        const uint8_t *restrict r1 = src->data + (size_t)j->yi1[ry] * src->stride;
+        const int y0 = j->yi0[ry], y1 = j->yi1[ry];
+        int s0 = cached[0] == y0 ? 0 : cached[1] == y0 ? 1 : -1;
+        if (s0 < 0) {
+            s0 = cached[0] == y1 ? 1 : 0;
+            lb_hrow(j, src->data + (size_t)y0 * src->stride, j->h[s0], cn, np, simd);
+            cached[s0] = y0;
+        }
+        int s1 = cached[0] == y1 ? 0 : cached[1] == y1 ? 1 : -1;
+        if (s1 < 0) {
+            s1 = 1 - s0;
+            lb_hrow(j, src->data + (size_t)y1 * src->stride, j->h[s1], cn, np, simd);
+            cached[s1] = y1;
+        }
         const int32_t b0 = j->yw0[ry], b1 = j->yw1[ry];
-        for (size_t i = i_lo; i < i_hi; i++) v[i] = b0 * (int32_t)r0[i] + b1 * (int32_t)r1[i];
         for (int c = 0; c < 3; c++) {
-            float *restrict d = j->dst + c * plane + (size_t)y * ow;
+            float *restrict d = dst + c * plane + (size_t)y * ow;
             const float p = j->pad[c], k = j->pn.k[c], b = j->pn.b[c];
-            const int sc = j->pn.src_ch[c];
-            for (int x = 0; x < left; x++) d[x] = p;
+            const size_t sc = (size_t)j->pn.src_ch[c] * uw;
+            const int32_t *restrict h0 = j->h[s0] + sc, *restrict h1 = j->h[s1] + sc;
+            pp_fill(d, left, p, simd);
             float *restrict dc = d + left;
-            const int *restrict xo0 = j->xo0, *restrict xo1 = j->xo1;
-            const int32_t *restrict xw0 = j->xw0, *restrict xw1 = j->xw1;
-            const int32_t *restrict vs = v + sc;
-            for (int x = 0; x < uw; x++) {
-                int32_t s = (xw0[x] * vs[xo0[x]] + xw1[x] * vs[xo1[x]] + PP_ROUND) >> (2 * PP_BITS);
-                s = s > 255 ? 255 : s;
-                dc[x] = (float)s * k + b;
-            }
-            for (int x = left + uw; x < ow; x++) d[x] = p;
+            int x = 0;
+#ifdef PP_X86
+            if (simd) x = lb_vrow_simd(dc, h0, h1, uw, b0, b1, k, b);
+#endif
+            for (; x < uw; x++) dc[x] = pp_cvt(pp_vblend(h0[x], h1[x], b0, b1), k, b);
+            pp_fill(d + left + uw, ow - left - uw, p, simd);
         }
     }
 }
 
-static void lb_rows_generic(const lb_job *j) { lb_rows_body(j); }
+static void lb_rows_generic(lb_job *j, float *dst)
+{
+    switch (j->src->channels) {
+    case 1: lb_rows_body(j, dst, 1, 0); break;
+    case 3: lb_rows_body(j, dst, 3, 0); break;
+    default: lb_rows_body(j, dst, 4, 0); break;
+    }
+}
 
 #ifdef PP_X86
-__attribute__((target("avx2"))) static void lb_rows_avx2(const lb_job *j) { lb_rows_body(j); }
+__attribute__((target("avx2"))) static void lb_rows_avx2(lb_job *j, float *dst)
+{
+    switch (j->src->channels) {
+    case 1: lb_rows_body(j, dst, 1, 1); break;
+    case 3: lb_rows_body(j, dst, 3, 1); break;
+    default: lb_rows_body(j, dst, 4, 1); break;
+    }
+}
 #endif
 
 static kiln_status lb_fused(const kiln_image *src, const lb_geom *g, const pp_norm *pn, uint8_t pad_value,
@@ -365,7 +542,6 @@ static kiln_status lb_fused(const kiln_image *src, const lb_geom *g, const pp_no
     j.src = src;
     j.g = g;
     j.pn = *pn;
-    j.dst = dst;
     for (int c = 0; c < 3; c++) j.pad[c] = pp_cvt(pad_value, pn->k[c], pn->b[c]);
     int uw = g->uw, uh = g->uh, cn = src->channels;
     kiln_status st = KILN_OK;
@@ -373,22 +549,34 @@ static kiln_status lb_fused(const kiln_image *src, const lb_geom *g, const pp_no
     j.xw0 = core_malloc(sizeof(int32_t) * uw), j.xw1 = core_malloc(sizeof(int32_t) * uw);
     j.yi0 = core_malloc(sizeof(int) * uh), j.yi1 = core_malloc(sizeof(int) * uh);
     j.yw0 = core_malloc(sizeof(int32_t) * uh), j.yw1 = core_malloc(sizeof(int32_t) * uh);
-    j.v = core_malloc(sizeof(int32_t) * (size_t)src->width * cn);
-    if (!j.xo0 || !j.xo1 || !j.xw0 || !j.xw1 || !j.yi0 || !j.yi1 || !j.yw0 || !j.yw1 || !j.v) {
+    j.h[0] = core_malloc(sizeof(int32_t) * 3 * (size_t)uw), j.h[1] = core_malloc(sizeof(int32_t) * 3 * (size_t)uw);
+    j.wpair = core_malloc(sizeof(int32_t) * uw);
+    if (!j.xo0 || !j.xo1 || !j.xw0 || !j.xw1 || !j.yi0 || !j.yi1 || !j.yw0 || !j.yw1 || !j.h[0] || !j.h[1] ||
+        !j.wpair) {
         st = core_oom();
         goto done;
     }
-    pp_linear_tab(src->width, uw, cn, j.xo0, j.xo1, j.xw0, j.xw1);
-    pp_linear_tab(src->height, uh, 1, j.yi0, j.yi1, j.yw0, j.yw1);
+    pp_linear_tab(src->width, uw, cn, 0, j.xo0, j.xo1, j.xw0, j.xw1);
+    /* the 8-byte loads need the right tap at xo0 + cn (or a zero weight) and must not run
+     * past the row's last pixel */
+    j.nvec = 0;
+    for (int x = 0; x < uw; x++) {
+        j.wpair[x] = (int32_t)((uint32_t)(uint16_t)j.xw0[x] | ((uint32_t)(uint16_t)j.xw1[x] << 16));
+        if ((size_t)j.xo0[x] + 8 <= (size_t)src->width * cn && (j.xo1[x] == j.xo0[x] + cn || j.xw1[x] == 0))
+            j.nvec = x + 1;
+        else
+            break;
+    }
+    pp_linear_tab(src->height, uh, 1, 1, j.yi0, j.yi1, j.yw0, j.yw1);
 #ifdef PP_X86
     if (__builtin_cpu_supports("avx2"))
-        lb_rows_avx2(&j);
+        lb_rows_avx2(&j, dst);
     else
 #endif
-        lb_rows_generic(&j);
+        lb_rows_generic(&j, dst);
 done:
     free(j.xo0), free(j.xo1), free(j.xw0), free(j.xw1);
-    free(j.yi0), free(j.yi1), free(j.yw0), free(j.yw1), free(j.v);
+    free(j.yi0), free(j.yi1), free(j.yw0), free(j.yw1), free(j.h[0]), free(j.h[1]), free(j.wpair);
     return st;
 }
 
@@ -540,7 +728,36 @@ typedef struct warp_plan {
     int32_t *xw0, *xw1;
     int32_t *v;          /* (src_w + 3) * channels: border column, pixels, 2 border columns */
     uint8_t *brow;       /* a source row of border pixels */
+    int avx2;
 } warp_plan;
+
+static inline __attribute__((always_inline)) void warp_vblend_body(int32_t *restrict v, const uint8_t *restrict r0,
+                                                                   const uint8_t *restrict r1, int32_t wy0,
+                                                                   int32_t wy1, int n)
+{
+    for (int i = 0; i < n; i++) v[i] = wy0 * r0[i] + wy1 * r1[i];
+}
+
+static void warp_vblend_generic(int32_t *v, const uint8_t *r0, const uint8_t *r1, int32_t wy0, int32_t wy1, int n)
+{
+    warp_vblend_body(v, r0, r1, wy0, wy1, n);
+}
+
+#ifdef PP_X86
+__attribute__((target("avx2"))) static void warp_vblend_avx2(int32_t *v, const uint8_t *r0, const uint8_t *r1,
+                                                               int32_t wy0, int32_t wy1, int n)
+{
+    const __m256i w0 = _mm256_set1_epi32(wy0), w1 = _mm256_set1_epi32(wy1);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(r0 + i)));
+        __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(r1 + i)));
+        _mm256_storeu_si256((__m256i *)(void *)(v + i),
+                            _mm256_add_epi32(_mm256_mullo_epi32(a, w0), _mm256_mullo_epi32(c, w1)));
+    }
+    warp_vblend_body(v + i, r0 + i, r1 + i, wy0, wy1, n - i);
+}
+#endif
 
 static void warp_plan_free(warp_plan *p) { free(p->xp), free(p->xw0), free(p->xw1), free(p->v), free(p->brow); }
 
@@ -550,6 +767,9 @@ static kiln_status warp_plan_init(warp_plan *p, const kiln_image *src, const flo
     p->src = src, p->inv = inv, p->border = border, p->dst_w = dst_w;
     p->separable = inv[1] == 0.0f && inv[3] == 0.0f;
     if (!p->separable) return KILN_OK;
+#ifdef PP_X86
+    p->avx2 = __builtin_cpu_supports("avx2");
+#endif
     const int cn = src->channels, sw = src->width;
     p->xp = core_malloc(sizeof(int) * dst_w);
     p->xw0 = core_malloc(sizeof(int32_t) * dst_w), p->xw1 = core_malloc(sizeof(int32_t) * dst_w);
@@ -592,7 +812,12 @@ static inline __attribute__((always_inline)) void warp_sep_row_cn(const warp_pla
     int32_t *restrict v = p->v;
     const int32_t bv = PP_ONE * p->border;
     for (int c = 0; c < cn; c++) v[c] = bv;
-    for (int i = 0; i < sw * cn; i++) v[cn + i] = wy0 * r0[i] + wy1 * r1[i];
+#ifdef PP_X86
+    if (p->avx2)
+        warp_vblend_avx2(v + cn, r0, r1, wy0, wy1, sw * cn);
+    else
+#endif
+        warp_vblend_generic(v + cn, r0, r1, wy0, wy1, sw * cn);
     for (int c = 0; c < 2 * cn; c++) v[(sw + 1) * cn + c] = bv;
     const int *restrict xp = p->xp;
     const int32_t *restrict xw0 = p->xw0, *restrict xw1 = p->xw1;

@@ -6,9 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bilinear weights are 11-bit fixed point (OpenCV's INTER_RESIZE_COEF_BITS): a 2-D sample
- * is sum(wx * wy * p) >> 22 with rounding, computed exactly in int32. preprocess.c repeats
- * this arithmetic for its fused letterbox and must stay bit-identical to it. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define RS_X86 1
+#include <immintrin.h>
+#endif
+
+/* Bilinear weights are 11-bit fixed point (OpenCV's INTER_RESIZE_COEF_BITS): exact int
+ * horizontal sums, then OpenCV's vertical rounding (rs_vblend). preprocess.c repeats this
+ * arithmetic for its fused letterbox and must stay bit-identical to it. */
 #define RS_BITS 11
 #define RS_ONE (1 << RS_BITS)
 
@@ -26,69 +31,163 @@ static kiln_status image_check(const kiln_image *img, const char *what)
  * at exact integer positions identical to it. */
 static double rs_scale(int src, int dst) { return 1.0 / ((double)dst / (double)src); }
 
-/* Half-pixel bilinear taps along one axis, clamped at the edges (border replicate). */
-static void rs_linear_tab(int src, int dst, int *i0, int *i1, int16_t *w0, int16_t *w1)
+/* Half-pixel bilinear taps along one axis, border replicate. OpenCV clamps differently
+ * per axis and we copy it: along x an outside position snaps to the edge pixel with weight
+ * (1, 0); along y (axis_y) only the row indices are clamped and the weights stay, so the
+ * edge row is blended with itself (it rounds slightly differently). */
+static void rs_linear_tab(int src, int dst, int axis_y, int *i0, int *i1, int16_t *w0, int16_t *w1)
 {
     double scale = rs_scale(src, dst);
     for (int d = 0; d < dst; d++) {
         float f = (float)((d + 0.5) * scale - 0.5);
         int s = (int)floorf(f);
         f -= (float)s;
-        if (s < 0) f = 0.f, s = 0;
-        if (s >= src - 1) f = 0.f, s = src - 1;
-        i0[d] = s;
-        i1[d] = s + 1 < src ? s + 1 : src - 1;
+        if (axis_y) {
+            i0[d] = s < 0 ? 0 : s > src - 1 ? src - 1 : s;
+            i1[d] = s + 1 < 0 ? 0 : s + 1 > src - 1 ? src - 1 : s + 1;
+        } else {
+            if (s < 0) f = 0.f, s = 0;
+            if (s >= src - 1) f = 0.f, s = src - 1;
+            i0[d] = s;
+            i1[d] = s + 1 < src ? s + 1 : src - 1;
+        }
         w0[d] = (int16_t)lrintf((1.f - f) * RS_ONE);
         w1[d] = (int16_t)lrintf(f * RS_ONE);
     }
 }
 
-/* Horizontal half of the bilinear sample; cn is a constant after inlining. */
-static inline __attribute__((always_inline)) void rs_hrow(const int32_t *restrict v, const int *restrict x0,
+/* Vertical blend of two horizontal sums with OpenCV's SIMD rounding (sums >> 4 as int16,
+ * mulhi by the weight, (x + 2) >> 2): bit-identical to cv2.resize INTER_LINEAR and to
+ * preprocess.c's pp_vblend. */
+static inline int32_t rs_vblend(int32_t h0, int32_t h1, int32_t b0, int32_t b1)
+{
+    int32_t v = ((((h0 >> 4) * b0) >> 16) + (((h1 >> 4) * b1) >> 16) + 2) >> 2;
+    return v > 255 ? 255 : v;
+}
+
+/* Horizontal pass of one source row (exact int sums); cn is a constant after inlining. */
+static inline __attribute__((always_inline)) void rs_hrow(const uint8_t *restrict r, const int *restrict x0,
                                                           const int *restrict x1, const int16_t *restrict w0,
                                                           const int16_t *restrict w1, int dw, int cn,
-                                                          uint8_t *restrict out)
+                                                          int32_t *restrict h)
 {
     for (int x = 0; x < dw; x++) {
-        const int32_t *p0 = v + (size_t)x0[x] * cn, *p1 = v + (size_t)x1[x] * cn;
+        const uint8_t *p0 = r + (size_t)x0[x] * cn, *p1 = r + (size_t)x1[x] * cn;
         int32_t a0 = w0[x], a1 = w1[x];
-        for (int c = 0; c < cn; c++) {
-            int32_t s = (a0 * p0[c] + a1 * p1[c] + (1 << (2 * RS_BITS - 1))) >> (2 * RS_BITS);
-            out[x * cn + c] = (uint8_t)(s > 255 ? 255 : s);
-        }
+        for (int c = 0; c < cn; c++) h[x * cn + c] = p0[c] * a0 + p1[c] * a1;
+    }
+}
+
+#ifdef RS_X86
+/* 3/4-channel horizontal pass, one column per step: an 8-byte load holds both taps (the
+ * right tap is the next pixel or has weight 0), pshufb pairs them per channel as int16 and
+ * pmaddwd applies [w0 w1]. For 3 channels each 16-byte store spills one int into the next
+ * column, which that column then overwrites (h has one spare int at the end). Columns
+ * [0, nvec) are safe for the 8-byte loads. */
+__attribute__((target("ssse3"))) static void rs_hrow_simd(const uint8_t *r, const int *x0, const int32_t *wpair,
+                                                            int nvec, int cn, int32_t *h)
+{
+    const __m128i shuf = cn == 3 ? _mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1)
+                                 : _mm_setr_epi8(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1);
+    for (int x = 0; x < nvec; x++) {
+        __m128i v = _mm_loadl_epi64((const __m128i *)(const void *)(r + (size_t)x0[x] * cn));
+        __m128i m = _mm_madd_epi16(_mm_shuffle_epi8(v, shuf), _mm_set1_epi32(wpair[x]));
+        _mm_storeu_si128((__m128i *)(void *)(h + (size_t)x * cn), m);
+    }
+}
+
+/* rs_vblend over a row, 8 at a time, packed to bytes; returns how many it did. */
+__attribute__((target("avx2"))) static size_t rs_vrow_simd(uint8_t *out, const int32_t *h0, const int32_t *h1,
+                                                             size_t n, int32_t b0, int32_t b1)
+{
+    const __m256i vb0 = _mm256_set1_epi32(b0), vb1 = _mm256_set1_epi32(b1), two = _mm256_set1_epi32(2);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i a = _mm256_srai_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(h0 + i)), 4);
+        __m256i c = _mm256_srai_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(h1 + i)), 4);
+        a = _mm256_srai_epi32(_mm256_mullo_epi32(a, vb0), 16);
+        c = _mm256_srai_epi32(_mm256_mullo_epi32(c, vb1), 16);
+        __m256i v = _mm256_srai_epi32(_mm256_add_epi32(_mm256_add_epi32(a, c), two), 2);
+        __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)(void *)(out + i), _mm_packus_epi16(w, w)); /* saturates at 255 */
+    }
+    return i;
+}
+#endif
+
+static void rs_hrow_any(const uint8_t *r, const int *x0, const int *x1, const int16_t *w0, const int16_t *w1,
+                        const int32_t *wpair, int nvec, int dw, int cn, int32_t *h)
+{
+    int x = 0;
+#ifdef RS_X86
+    if (nvec > 0 && cn >= 3) {
+        rs_hrow_simd(r, x0, wpair, nvec, cn, h);
+        x = nvec;
+    }
+#else
+    (void)wpair, (void)nvec;
+#endif
+    switch (cn) {
+    case 1: rs_hrow(r, x0 + x, x1 + x, w0 + x, w1 + x, dw - x, 1, h + (size_t)x); break;
+    case 3: rs_hrow(r, x0 + x, x1 + x, w0 + x, w1 + x, dw - x, 3, h + (size_t)x * 3); break;
+    default: rs_hrow(r, x0 + x, x1 + x, w0 + x, w1 + x, dw - x, 4, h + (size_t)x * 4); break;
     }
 }
 
 static kiln_status resize_bilinear(const kiln_image *src, kiln_image *dst)
 {
     int sw = src->width, sh = src->height, dw = dst->width, dh = dst->height, cn = src->channels;
-    size_t row = (size_t)sw * cn;
+    size_t row = (size_t)dw * cn;
     int *xi = core_malloc(sizeof(int) * 2 * dw), *yi = core_malloc(sizeof(int) * 2 * dh);
     int16_t *xw = core_malloc(sizeof(int16_t) * 2 * dw), *yw = core_malloc(sizeof(int16_t) * 2 * dh);
-    int32_t *v = core_malloc(sizeof(int32_t) * row);
+    int32_t *hb[2] = {core_malloc(sizeof(int32_t) * (row + 1)), core_malloc(sizeof(int32_t) * (row + 1))};
+    int32_t *wpair = core_malloc(sizeof(int32_t) * dw);
     kiln_status st = KILN_OK;
-    if (!xi || !yi || !xw || !yw || !v) {
+    if (!xi || !yi || !xw || !yw || !hb[0] || !hb[1] || !wpair) {
         st = core_oom();
         goto done;
     }
-    rs_linear_tab(sw, dw, xi, xi + dw, xw, xw + dw);
-    rs_linear_tab(sh, dh, yi, yi + dh, yw, yw + dh);
-    for (int y = 0; y < dh; y++) {
-        /* vertical first over the whole source row: this is the part that vectorises */
-        const uint8_t *restrict r0 = src->data + (size_t)yi[y] * src->stride;
-        const uint8_t *restrict r1 = src->data + (size_t)yi[dh + y] * src->stride;
-        const int16_t b0 = yw[y], b1 = yw[dh + y];
-        int32_t *restrict vv = v;
-        for (size_t i = 0; i < row; i++) vv[i] = b0 * (int16_t)r0[i] + b1 * (int16_t)r1[i];
-        uint8_t *out = dst->data + (size_t)y * dst->stride;
-        switch (cn) {
-        case 1: rs_hrow(v, xi, xi + dw, xw, xw + dw, dw, 1, out); break;
-        case 3: rs_hrow(v, xi, xi + dw, xw, xw + dw, dw, 3, out); break;
-        default: rs_hrow(v, xi, xi + dw, xw, xw + dw, dw, 4, out); break;
+    rs_linear_tab(sw, dw, 0, xi, xi + dw, xw, xw + dw);
+    rs_linear_tab(sh, dh, 1, yi, yi + dh, yw, yw + dh);
+    int nvec = 0; /* leading columns the SIMD pass may take (see rs_hrow_simd) */
+    int avx2 = 0;
+#ifdef RS_X86
+    avx2 = __builtin_cpu_supports("avx2");
+    if (cn >= 3 && __builtin_cpu_supports("ssse3"))
+        for (int x = 0; x < dw; x++) {
+            if ((size_t)xi[x] * cn + 8 > (size_t)sw * cn || (xi[dw + x] != xi[x] + 1 && xw[dw + x] != 0)) break;
+            wpair[x] = (int32_t)((uint32_t)(uint16_t)xw[x] | ((uint32_t)(uint16_t)xw[dw + x] << 16));
+            nvec = x + 1;
         }
+#endif
+    int cached[2] = {-1, -1}; /* source row held by each horizontal buffer */
+    for (int y = 0; y < dh; y++) {
+        const int y0 = yi[y], y1 = yi[dh + y];
+        int s0 = cached[0] == y0 ? 0 : cached[1] == y0 ? 1 : -1;
+        if (s0 < 0) {
+            s0 = cached[0] == y1 ? 1 : 0;
+            rs_hrow_any(src->data + (size_t)y0 * src->stride, xi, xi + dw, xw, xw + dw, wpair, nvec, dw, cn, hb[s0]);
+            cached[s0] = y0;
+        }
+        int s1 = cached[0] == y1 ? 0 : cached[1] == y1 ? 1 : -1;
+        if (s1 < 0) {
+            s1 = 1 - s0;
+            rs_hrow_any(src->data + (size_t)y1 * src->stride, xi, xi + dw, xw, xw + dw, wpair, nvec, dw, cn, hb[s1]);
+            cached[s1] = y1;
+        }
+        const int32_t b0 = yw[y], b1 = yw[dh + y];
+        const int32_t *restrict h0 = hb[s0], *restrict h1 = hb[s1];
+        uint8_t *restrict out = dst->data + (size_t)y * dst->stride;
+        size_t i = 0;
+#ifdef RS_X86
+        if (avx2) i = rs_vrow_simd(out, h0, h1, row, b0, b1);
+#else
+        (void)avx2;
+#endif
+        for (; i < row; i++) out[i] = (uint8_t)rs_vblend(h0[i], h1[i], b0, b1);
     }
 done:
-    free(xi), free(yi), free(xw), free(yw), free(v);
+    free(xi), free(yi), free(xw), free(yw), free(hb[0]), free(hb[1]), free(wpair);
     return st;
 }
 
