@@ -168,6 +168,15 @@ KILN_API kiln_status kiln_context_get_output(kiln_context *ctx, const char *name
                                              kiln_tensor_view *out);
 
 
+/* ==== plans (kiln build; docs/plan-format.md) ==== */
+/* (plan API: written with issue 4's plan work) */
+
+/* ==== network definition and .wts weights ==== */
+/* (network API: written with issue 4's network work) */
+
+/* ==== custom operators (plugins) ==== */
+/* (plugin API: written with issue 4's plugin work) */
+
 /* ==== vision (libkiln_vision: links libjpeg-turbo and libpng; not part of the lean core) ====
  * Images are 8-bit, interleaved (HWC), channels in RGB(A) order. Functions that take an
  * output image allocate it (free with kiln_image_free); a kiln_image may also wrap caller
