@@ -43,21 +43,6 @@ static float *at_load(const core_tensor *t)
     return p;
 }
 
-/* Store n floats into tensor t (any float dtype), starting at element 0. */
-static void at_store(core_tensor *t, const float *src, int64_t n)
-{
-    if (t->dtype == KILN_DTYPE_FLOAT) {
-        memcpy(t->data, src, (size_t)n * sizeof(float));
-    } else if (t->dtype == KILN_DTYPE_FLOAT16) {
-        uint16_t *d = t->data;
-        for (int64_t i = 0; i < n; i++) d[i] = core_f32_to_f16(src[i]);
-    } else if (t->dtype == KILN_DTYPE_BFLOAT16) {
-        uint16_t *d = t->data;
-        for (int64_t i = 0; i < n; i++) d[i] = core_f32_to_bf16(src[i]);
-    } else {
-        for (int64_t i = 0; i < n; i++) core_store_f64(t->dtype, t->data, i, src[i]);
-    }
-}
 
 /* Copy x, either [B, S, H*D] (packed) or [B, H, S, D], into dst laid out [B, H, S, D]. */
 static void at_to_bhsd(const float *x, bool packed, int64_t B, int64_t H, int64_t S, int64_t D,
@@ -246,12 +231,12 @@ static kiln_status attention_run(ops_ctx *c)
     if (ops_has_output(c, 1)) {
         core_tensor *pk = ops_output(c, 1, dt, 4, kvd);
         if (!pk) { st = KILN_ERR_OUT_OF_MEMORY; goto done; }
-        at_store(pk, bf.k, B * Hkv * T * D);
+        ops_store_f32(pk, bf.k, B * Hkv * T * D);
     }
     if (ops_has_output(c, 2)) {
         core_tensor *pv = ops_output(c, 2, dt, 4, vvd);
         if (!pv) { st = KILN_ERR_OUT_OF_MEMORY; goto done; }
-        at_store(pv, bf.v, B * Hkv * T * Dv);
+        ops_store_f32(pv, bf.v, B * Hkv * T * Dv);
     }
     core_tensor *qk = NULL;
     if (ops_has_output(c, 3)) {
@@ -369,8 +354,8 @@ static kiln_status attention_run(ops_ctx *c)
         free(yb);
         yb = t;
     }
-    at_store(y, yb, B * Hq * Sq * Dv);
-    if (qk) at_store(qk, qkb, B * Hq * Sq * T);
+    ops_store_f32(y, yb, B * Hq * Sq * Dv);
+    if (qk) ops_store_f32(qk, qkb, B * Hq * Sq * T);
     free(yb);
     free(qkb);
 done:
@@ -448,7 +433,7 @@ static kiln_status rotary_run(ops_ctx *c)
                 }
             }
         }
-    if (!st) at_store(y, X, x->numel);
+    if (!st) ops_store_f32(y, X, x->numel);
     free(X);
     free(C);
     free(Sn);
@@ -480,7 +465,7 @@ static kiln_status swiglu_run(ops_ctx *c)
         float sw = at_round(dt, g * at_round(dt, 1.0f / (1.0f + expf(-at_round(dt, alpha * g)))));
         A[i] = sw * Bv[i];
     }
-    at_store(y, A, a->numel);
+    ops_store_f32(y, A, a->numel);
     free(A);
     free(Bv);
     return KILN_OK;
@@ -587,8 +572,8 @@ static kiln_status linear_attention_run(ops_ctx *c)
             }
         }
     if (!st) {
-        at_store(y, Y, B * T * Hq * dv);
-        at_store(pso, S, B * Hk * dk * dv);
+        ops_store_f32(y, Y, B * T * Hq * dv);
+        ops_store_f32(pso, S, B * Hk * dk * dv);
     }
     free(Q);
     free(Kx);
@@ -650,8 +635,8 @@ static kiln_status causal_conv_run(ops_ctx *c)
         memcpy(St + bc * (k - 1), pad + L, (size_t)(k - 1) * sizeof(float));
     }
     if (!st) {
-        at_store(y, Y, B * C * L);
-        at_store(pso, St, B * C * (k - 1));
+        ops_store_f32(y, Y, B * C * L);
+        ops_store_f32(pso, St, B * C * (k - 1));
     }
     free(X);
     free(W);
@@ -671,7 +656,7 @@ static kiln_status flex_apply_mod(ops_ctx *c, const ir_graph *g, const char *wha
 {
     core_tensor *t = core_tensor_create(sp, 4, dims);
     if (!t) return KILN_ERR_OUT_OF_MEMORY;
-    at_store(t, data, t->numel);
+    ops_store_f32(t, data, t->numel);
     core_value *in = core_value_from_tensor(t);
     if (!in) {
         core_tensor_destroy(t);
@@ -766,7 +751,7 @@ static kiln_status flexattention_run(ops_ctx *c)
                         for (int64_t d = 0; d < Ev; d++) yr[d] += p[j] * vr[d];
                     }
                 }
-        at_store(y, Y, y->numel);
+        ops_store_f32(y, Y, y->numel);
     }
     free(q);
     free(k);

@@ -17,28 +17,7 @@
     core_tensor *var = ops_output(c, (i), (dt), (nd), (dims));                               \
     if (!var) return KILN_ERR_OUT_OF_MEMORY
 
-static const char *str_at(const core_tensor *t, int64_t i)
-{
-    const char *s = ((char *const *)t->data)[i];
-    return s ? s : "";
-}
 
-/* Copies n contiguous elements (strings deep-copied); false on OOM. */
-static bool copy_elems(core_tensor *dst, int64_t di, const core_tensor *src, int64_t si, int64_t n)
-{
-    if (n <= 0) return true;
-    if (src->dtype == KILN_DTYPE_STRING) {
-        for (int64_t k = 0; k < n; k++) {
-            const char *s = str_at(src, si + k);
-            if (!core_tensor_set_string(dst, di + k, s, strlen(s))) return false;
-        }
-        return true;
-    }
-    size_t esz = core_dtype_size(src->dtype);
-    memmove((char *)dst->data + (size_t)di * esz, (const char *)src->data + (size_t)si * esz,
-            (size_t)n * esz);
-    return true;
-}
 
 static kiln_status check_index_dtype(ops_ctx *c, const core_tensor *t, const char *what)
 {
@@ -103,7 +82,7 @@ static kiln_status gather_run(ops_ctx *c)
     if (!y) { free(idx); return KILN_ERR_OUT_OF_MEMORY; }
     for (int64_t o = 0; o < outer && !st; o++)
         for (int64_t j = 0; j < ni; j++)
-            if (!copy_elems(y, (o * ni + j) * inner, x, (o * dim + idx[j]) * inner, inner)) {
+            if (!ops_copy_elems(y, (o * ni + j) * inner, x, (o * dim + idx[j]) * inner, inner)) {
                 st = KILN_ERR_OUT_OF_MEMORY;
                 break;
             }
@@ -136,7 +115,7 @@ static kiln_status gather_elements_run(ops_ctx *c)
         for (int d = 0; d < r; d++)
             if (d != axis) off += idx[d] * xs[d];
         if ((st = load_index(c, ind, i, x->dims[axis], &k))) return st;
-        if (!copy_elems(y, i, x, off + k * xs[axis], 1)) return KILN_ERR_OUT_OF_MEMORY;
+        if (!ops_copy_elems(y, i, x, off + k * xs[axis], 1)) return KILN_ERR_OUT_OF_MEMORY;
         i++;
     } while (ops_index_next(r, ind->dims, idx));
     return KILN_OK;
@@ -181,7 +160,7 @@ static kiln_status gather_nd_run(ops_ctx *c)
                 if ((st = load_index(c, ind, tup + j, x->dims[b + j], &k))) return st;
                 off += k * xs[b + j];
             }
-            if (!copy_elems(y, (bi * nt + t) * inner, x, off, inner)) return KILN_ERR_OUT_OF_MEMORY;
+            if (!ops_copy_elems(y, (bi * nt + t) * inner, x, off, inner)) return KILN_ERR_OUT_OF_MEMORY;
         }
     return KILN_OK;
 }
@@ -205,7 +184,7 @@ static kiln_status get_reduction(ops_ctx *c, int *red)
 /* y[yi..yi+n) = red(y[..], u[ui..]). Integer add/mul wrap around like two's complement. */
 static bool apply_update(core_tensor *y, int64_t yi, const core_tensor *u, int64_t ui, int64_t n, int red)
 {
-    if (red == RED_NONE) return copy_elems(y, yi, u, ui, n);
+    if (red == RED_NONE) return ops_copy_elems(y, yi, u, ui, n);
 #define RED_FLOAT(T)                                                                         \
     {                                                                                        \
         T *yp = (T *)y->data + yi;                                                           \
@@ -292,7 +271,7 @@ static kiln_status scatter_elements_run(ops_ctx *c)
                              (long long)ind->dims[i], (long long)x->dims[i]);
     }
     NEW_OUTPUT(y, 0, x->dtype, r, x->dims);
-    if (!copy_elems(y, 0, x, 0, x->numel)) return KILN_ERR_OUT_OF_MEMORY;
+    if (!ops_copy_elems(y, 0, x, 0, x->numel)) return KILN_ERR_OUT_OF_MEMORY;
     if (ind->numel == 0) return KILN_OK;
     int64_t xs[MAXD], idx[MAXD] = {0}, i = 0;
     ops_contiguous_strides(r, x->dims, xs);
@@ -332,7 +311,7 @@ static kiln_status scatter_nd_run(ops_ctx *c)
     for (int i = (int)m; ok && i < r; i++) ok = u->dims[q - 1 + i - m] == x->dims[i];
     if (!ok) return ops_error(c, KILN_ERR_SHAPE, "updates shape does not match indices and data");
     NEW_OUTPUT(y, 0, x->dtype, r, x->dims);
-    if (!copy_elems(y, 0, x, 0, x->numel)) return KILN_ERR_OUT_OF_MEMORY;
+    if (!ops_copy_elems(y, 0, x, 0, x->numel)) return KILN_ERR_OUT_OF_MEMORY;
     int64_t xs[MAXD];
     ops_contiguous_strides(r, x->dims, xs);
     int64_t nt = prod(ind->dims, 0, q - 1), inner = prod(x->dims, (int)m, r);
@@ -376,7 +355,7 @@ static kiln_status tensor_scatter_run(ops_ctx *c)
                              (long long)wi->numel, (long long)batch);
     }
     NEW_OUTPUT(y, 0, past->dtype, r, past->dims);
-    if (!copy_elems(y, 0, past, 0, past->numel)) return KILN_ERR_OUT_OF_MEMORY;
+    if (!ops_copy_elems(y, 0, past, 0, past->numel)) return KILN_ERR_OUT_OF_MEMORY;
     int64_t pre = prod(past->dims, 0, (int)axis), inner = prod(past->dims, (int)axis + 1, r);
     int64_t maxlen = past->dims[axis], seq = upd->dims[axis];
     int64_t per_batch = batch ? pre / batch : 0;
@@ -389,7 +368,7 @@ static kiln_status tensor_scatter_run(ops_ctx *c)
             else if (ci >= maxlen)
                 return ops_error(c, KILN_ERR_INVALID_ARGUMENT, "write index %lld beyond max_sequence_length %lld",
                                  (long long)ci, (long long)maxlen);
-            if (!copy_elems(y, (p * maxlen + ci) * inner, upd, (p * seq + s) * inner, inner))
+            if (!ops_copy_elems(y, (p * maxlen + ci) * inner, upd, (p * seq + s) * inner, inner))
                 return KILN_ERR_OUT_OF_MEMORY;
         }
     }
@@ -420,7 +399,7 @@ static int cmp_elems(const core_tensor *t, int64_t i, int64_t j)
 {
     kiln_dtype dt = t->dtype;
     if (dt == KILN_DTYPE_STRING) {
-        int r = strcmp(str_at(t, i), str_at(t, j));
+        int r = strcmp(ops_str_at(t, i), ops_str_at(t, j));
         return (r > 0) - (r < 0);
     }
     if (dt == KILN_DTYPE_UINT64) {
@@ -493,7 +472,7 @@ static kiln_status topk_run(ops_ctx *c)
             merge_sort(ord, ord + dim, dim, topk_cmp, &ctx);
             for (int64_t j = 0; j < k; j++) {
                 int64_t yo = (o * k + j) * inner + i;
-                copy_elems(vals, yo, x, ctx.base + ord[j] * inner, 1);
+                ops_copy_elems(vals, yo, x, ctx.base + ord[j] * inner, 1);
                 ((int64_t *)inds->data)[yo] = ord[j];
             }
         }
@@ -582,7 +561,7 @@ static kiln_status unique_run(ops_ctx *c)
     for (int64_t g = 0; g < ng && !st; g++) {
         int64_t src = rep[gorder[g]];
         for (int64_t o = 0; o < u.outer; o++)
-            if (!copy_elems(y, (o * ng + g) * u.inner, x, (o * n + src) * u.inner, u.inner)) {
+            if (!ops_copy_elems(y, (o * ng + g) * u.inner, x, (o * n + src) * u.inner, u.inner)) {
                 st = KILN_ERR_OUT_OF_MEMORY;
                 break;
             }
@@ -666,13 +645,13 @@ static kiln_status onehot_run(ops_ctx *c)
     NEW_OUTPUT(y, 0, vals->dtype, r + 1, od);
     int64_t outer = prod(ind->dims, 0, (int)axis), inner = prod(ind->dims, (int)axis, r);
     for (int64_t i = 0; i < y->numel; i++)
-        if (!copy_elems(y, i, vals, 0, 1)) return KILN_ERR_OUT_OF_MEMORY;
+        if (!ops_copy_elems(y, i, vals, 0, 1)) return KILN_ERR_OUT_OF_MEMORY;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
             int64_t v = load_int_any(ind, o * inner + i);
             if (v < 0 && v != INT64_MIN) v += depth;
             if (v < 0 || v >= depth) continue; /* out of range: the row stays all off_value */
-            if (!copy_elems(y, (o * depth + v) * inner + i, vals, 1, 1)) return KILN_ERR_OUT_OF_MEMORY;
+            if (!ops_copy_elems(y, (o * depth + v) * inner + i, vals, 1, 1)) return KILN_ERR_OUT_OF_MEMORY;
         }
     return KILN_OK;
 }

@@ -8,42 +8,7 @@
 
 /* ---- dtype staging ---------------------------------------------------------------------- */
 
-/* A float view of any numeric tensor: float data is borrowed, everything else is converted
- * into a new buffer (*owned = true, free with free()). NULL on OOM. */
-static float *la_load_f32(const core_tensor *t, bool *owned)
-{
-    *owned = false;
-    if (t->dtype == KILN_DTYPE_FLOAT) return (float *)t->data;
-    float *p = core_malloc((size_t)(t->numel > 0 ? t->numel : 1) * sizeof(float));
-    if (!p) return NULL;
-    *owned = true;
-    if (t->dtype == KILN_DTYPE_FLOAT16) {
-        const uint16_t *s = t->data;
-        for (int64_t i = 0; i < t->numel; i++) p[i] = core_f16_to_f32(s[i]);
-    } else if (t->dtype == KILN_DTYPE_BFLOAT16) {
-        const uint16_t *s = t->data;
-        for (int64_t i = 0; i < t->numel; i++) p[i] = core_bf16_to_f32(s[i]);
-    } else {
-        for (int64_t i = 0; i < t->numel; i++) p[i] = (float)core_load_f64(t->dtype, t->data, i);
-    }
-    return p;
-}
 
-/* Write n floats into a tensor of a float-like dtype (f32 storage may alias src). */
-static void la_store_f32(core_tensor *t, const float *src, int64_t n)
-{
-    if (t->dtype == KILN_DTYPE_FLOAT) {
-        if ((const void *)src != t->data) memcpy(t->data, src, (size_t)n * sizeof(float));
-    } else if (t->dtype == KILN_DTYPE_FLOAT16) {
-        uint16_t *d = t->data;
-        for (int64_t i = 0; i < n; i++) d[i] = core_f32_to_f16(src[i]);
-    } else if (t->dtype == KILN_DTYPE_BFLOAT16) {
-        uint16_t *d = t->data;
-        for (int64_t i = 0; i < n; i++) d[i] = core_f32_to_bf16(src[i]);
-    } else {
-        for (int64_t i = 0; i < n; i++) core_store_f64(t->dtype, t->data, i, src[i]);
-    }
-}
 
 static bool la_is_f32ish(kiln_dtype t)
 {
@@ -289,11 +254,11 @@ static kiln_status matmul_run(ops_ctx *c)
         la_mm_f64(&s, a->data, b->data, y->data);
     } else if (la_is_f32ish(dt)) {
         bool oa, ob;
-        float *fa = la_load_f32(a, &oa), *fb = la_load_f32(b, &ob);
+        float *fa = ops_tensor_f32(a, &oa), *fb = ops_tensor_f32(b, &ob);
         float *fy = core_malloc((size_t)y->numel * sizeof(float));
         if (fa && fb && fy) {
             la_mm_f32(&s, fa, fb, fy);
-            la_store_f32(y, fy, y->numel);
+            ops_store_f32(y, fy, y->numel);
         }
         if (oa) free(fa);
         if (ob) free(fb);
@@ -381,8 +346,8 @@ static kiln_status gemm_run(ops_ctx *c)
     }
     if (la_is_f32ish(dt)) {
         bool oa = false, ob = false, oc = false;
-        float *A = la_load_f32(a, &oa), *B = la_load_f32(b, &ob);
-        float *C = use_c ? la_load_f32(cc, &oc) : NULL;
+        float *A = ops_tensor_f32(a, &oa), *B = ops_tensor_f32(b, &ob);
+        float *C = use_c ? ops_tensor_f32(cc, &oc) : NULL;
         float *bt = NULL, *Y = NULL;
         bool ok = A && B && (!use_c || C);
         bool direct_bt = tb && !ta && M <= LA_BT_MAX_M;
@@ -407,7 +372,7 @@ static kiln_status gemm_run(ops_ctx *c)
                     if (use_c) v += fb * C[i * cstr[0] + j * cstr[1]];
                     Y[i * N + j] = v;
                 }
-            la_store_f32(y, Y, y->numel);
+            ops_store_f32(y, Y, y->numel);
         }
         if (oa) free(A);
         if (ob) free(B);

@@ -716,11 +716,6 @@ done:
 
 /* ---- string ops ------------------------------------------------------------------------------ */
 
-static const char *str_at(const core_tensor *t, int64_t i)
-{
-    const char *s = ((char *const *)t->data)[i];
-    return s ? s : "";
-}
 
 static bool str_is_stop(const char *w, size_t n, char *const *stops, int64_t n_stops, bool cs)
 {
@@ -749,7 +744,7 @@ static kiln_status string_normalizer_run(ops_ctx *c)
     if (!res) return ops_error(c, KILN_ERR_OUT_OF_MEMORY, "out of memory");
     kiln_status s = KILN_OK;
     for (int64_t i = 0; i < n; i++) {
-        const char *in = str_at(x, i);
+        const char *in = ops_str_at(x, i);
         size_t len = strlen(in);
         char *out = core_malloc(len + 1);
         if (!out) { s = ops_error(c, KILN_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
@@ -813,7 +808,7 @@ static kiln_status string_concat_run(ops_ctx *c)
     for (int64_t i = 0; i < y->numel; i++) {
         int64_t ia = 0, ib = 0;
         for (int d = 0; d < nd; d++) { ia += idx[d] * sa[d]; ib += idx[d] * sb[d]; }
-        const char *x1 = str_at(a, ia), *x2 = str_at(b, ib);
+        const char *x1 = ops_str_at(a, ia), *x2 = ops_str_at(b, ib);
         size_t l1 = strlen(x1), l2 = strlen(x2);
         char *buf = core_malloc(l1 + l2 + 1);
         if (!buf) return ops_error(c, KILN_ERR_OUT_OF_MEMORY, "out of memory");
@@ -874,7 +869,7 @@ static kiln_status string_split_run(ops_ctx *c)
     int64_t maxsplit = ops_has_attr(c, "maxsplit") ? ops_attr_int(c, "maxsplit", -1) : -1;
     int64_t most = 0;
     for (int64_t i = 0; i < x->numel; i++) {
-        int64_t k = str_split(str_at(x, i), delim, maxsplit, NULL, NULL);
+        int64_t k = str_split(ops_str_at(x, i), delim, maxsplit, NULL, NULL);
         if (k > most) most = k;
     }
     int64_t od[KILN_MAX_DIMS];
@@ -888,7 +883,7 @@ static kiln_status string_split_run(ops_ctx *c)
     size_t *ln = core_malloc(sizeof(size_t) * (size_t)(most + 1));
     if (!st || !ln) { free(st); free(ln); return ops_error(c, KILN_ERR_OUT_OF_MEMORY, "out of memory"); }
     for (int64_t i = 0; i < x->numel; i++) {
-        const char *s = str_at(x, i);
+        const char *s = ops_str_at(x, i);
         int64_t k = str_split(s, delim, maxsplit, st, ln);
         ((int64_t *)cnt->data)[i] = k;
         for (int64_t j = 0; j < k; j++)
@@ -1427,7 +1422,7 @@ static kiln_status regex_full_match_run(ops_ctx *c)
     core_tensor *y = ops_output(c, 0, KILN_DTYPE_BOOL, x->ndim, x->dims);
     if (!y) { rx_free(&r); return KILN_ERR_OUT_OF_MEMORY; }
     for (int64_t i = 0; i < x->numel; i++) {
-        int m = rx_full_match(&r, str_at(x, i));
+        int m = rx_full_match(&r, ops_str_at(x, i));
         if (m < 0) { rx_free(&r); return ops_error(c, KILN_ERR_OUT_OF_MEMORY, "out of memory"); }
         ((uint8_t *)y->data)[i] = (uint8_t)m;
     }
@@ -1504,7 +1499,7 @@ static kiln_status tfidf_run(ops_ctx *c)
                         bool eq = true;
                         for (int64_t j = 0; j < n && eq; j++) {
                             int64_t xi = base + st + j * skip;
-                            if (xs) eq = !strcmp(str_at(x, xi), pool_s[p0 + j] ? pool_s[p0 + j] : "");
+                            if (xs) eq = !strcmp(ops_str_at(x, xi), pool_s[p0 + j] ? pool_s[p0 + j] : "");
                             else eq = core_load_i64(x->dtype, x->data, xi) == pool_i[p0 + j];
                         }
                         if (eq) id = p0;

@@ -9,25 +9,6 @@
 
 /* ---- float staging ------------------------------------------------------------------------ */
 
-/* Float view of a numeric tensor: float data is borrowed (*owned = false). NULL on OOM. */
-static float *nm_in(const core_tensor *t, bool *owned)
-{
-    *owned = false;
-    if (t->dtype == KILN_DTYPE_FLOAT) return (float *)t->data;
-    float *p = core_malloc((size_t)(t->numel > 0 ? t->numel : 1) * sizeof(float));
-    if (!p) return NULL;
-    *owned = true;
-    if (t->dtype == KILN_DTYPE_FLOAT16) {
-        const uint16_t *s = t->data;
-        for (int64_t i = 0; i < t->numel; i++) p[i] = core_f16_to_f32(s[i]);
-    } else if (t->dtype == KILN_DTYPE_BFLOAT16) {
-        const uint16_t *s = t->data;
-        for (int64_t i = 0; i < t->numel; i++) p[i] = core_bf16_to_f32(s[i]);
-    } else {
-        for (int64_t i = 0; i < t->numel; i++) p[i] = (float)core_load_f64(t->dtype, t->data, i);
-    }
-    return p;
-}
 
 /* Float buffer to compute output y into: y's own storage when y is float. */
 static float *nm_out(core_tensor *y, bool *owned)
@@ -94,7 +75,7 @@ static kiln_status nm_expand(ops_ctx *c, const core_tensor *p, const char *what,
     int64_t n = core_shape_numel(nd, dims);
     if (n <= 0) return KILN_OK;
     bool owned;
-    float *v = nm_in(p, &owned);
+    float *v = ops_tensor_f32(p, &owned);
     if (!v) return core_oom();
     int64_t i = 0;
     do {
@@ -115,7 +96,7 @@ static kiln_status nm_channel_param(ops_ctx *c, const core_tensor *p, const char
     if (p->numel != C)
         return ops_error(c, KILN_ERR_SHAPE, "%s has %lld elements, expected %lld", what,
                          (long long)p->numel, (long long)C);
-    *out = nm_in(p, owned);
+    *out = ops_tensor_f32(p, owned);
     return *out ? KILN_OK : core_oom();
 }
 
@@ -159,7 +140,7 @@ static kiln_status batchnorm_run(ops_ctx *c)
         if (!y) st = KILN_ERR_OUT_OF_MEMORY;
     }
     if (!st) {
-        X = nm_in(x, &ox);
+        X = ops_tensor_f32(x, &ox);
         Y = nm_out(y, &oy);
         bm = core_calloc((size_t)(C > 0 ? C : 1), sizeof(double));
         bv = core_calloc((size_t)(C > 0 ? C : 1), sizeof(double));
@@ -249,7 +230,7 @@ static kiln_status nm_group_norm(ops_ctx *c, int64_t G, const char *sname, const
         if (!y) st = KILN_ERR_OUT_OF_MEMORY;
     }
     if (!st) {
-        X = nm_in(x, &ox);
+        X = ops_tensor_f32(x, &ox);
         Y = nm_out(y, &oy);
         if (!X || !Y) st = core_oom();
     }
@@ -339,7 +320,7 @@ static kiln_status nm_last_axes_norm(ops_ctx *c, bool rms)
             st = KILN_ERR_OUT_OF_MEMORY;
     }
     if (!st) {
-        X = nm_in(x, &ox);
+        X = ops_tensor_f32(x, &ox);
         Y = nm_out(y, &oy);
         if (!X || !Y) st = core_oom();
     }
@@ -393,7 +374,7 @@ static kiln_status lrn_run(ops_ctx *c)
     core_tensor *y = ops_output(c, 0, x->dtype, x->ndim, x->dims);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     bool ox, oy;
-    float *X = nm_in(x, &ox), *Y = nm_out(y, &oy);
+    float *X = ops_tensor_f32(x, &ox), *Y = nm_out(y, &oy);
     if (!X || !Y) {
         nm_free(X, ox);
         nm_free(Y, oy);
@@ -459,7 +440,7 @@ static kiln_status nm_softmax_family(ops_ctx *c, int kind)
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
     bool ox, oy;
-    float *X = nm_in(x, &ox), *Y = nm_out(y, &oy);
+    float *X = ops_tensor_f32(x, &ox), *Y = nm_out(y, &oy);
     if (!X || !Y) {
         nm_free(X, ox);
         nm_free(Y, oy);
@@ -514,7 +495,7 @@ static kiln_status lpnorm_run(ops_ctx *c)
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
     bool ox, oy;
-    float *X = nm_in(x, &ox), *Y = nm_out(y, &oy);
+    float *X = ops_tensor_f32(x, &ox), *Y = nm_out(y, &oy);
     if (!X || !Y) {
         nm_free(X, ox);
         nm_free(Y, oy);
@@ -563,7 +544,7 @@ static kiln_status mvn_run(ops_ctx *c)
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
     bool ox, oy;
-    float *X = nm_in(x, &ox), *Y = nm_out(y, &oy);
+    float *X = ops_tensor_f32(x, &ox), *Y = nm_out(y, &oy);
     double *s1 = core_calloc((size_t)ng, sizeof(double)), *s2 = core_calloc((size_t)ng, sizeof(double));
     int64_t *gi = core_malloc((size_t)x->numel * sizeof(int64_t));
     if (X && Y && s1 && s2 && gi) {

@@ -19,33 +19,11 @@
 
 /* ---- element movement ------------------------------------------------------------------ */
 
-static const char *str_at(const core_tensor *t, int64_t i)
-{
-    const char *s = ((char *const *)t->data)[i];
-    return s ? s : "";
-}
 
-/* Copies n contiguous elements src[si..] to dst[di..]; dtypes must match. Strings are
- * deep-copied. False on OOM (error set). */
-static bool copy_elems(core_tensor *dst, int64_t di, const core_tensor *src, int64_t si, int64_t n)
-{
-    if (n <= 0) return true;
-    if (src->dtype == KILN_DTYPE_STRING) {
-        for (int64_t k = 0; k < n; k++) {
-            const char *s = str_at(src, si + k);
-            if (!core_tensor_set_string(dst, di + k, s, strlen(s))) return false;
-        }
-        return true;
-    }
-    size_t esz = core_dtype_size(src->dtype);
-    memmove((char *)dst->data + (size_t)di * esz, (const char *)src->data + (size_t)si * esz,
-            (size_t)n * esz);
-    return true;
-}
 
 static bool copy_all(core_tensor *dst, const core_tensor *src)
 {
-    return copy_elems(dst, 0, src, 0, src->numel < dst->numel ? src->numel : dst->numel);
+    return ops_copy_elems(dst, 0, src, 0, src->numel < dst->numel ? src->numel : dst->numel);
 }
 
 /* Copies a box of `dims` elements: element at index idx is read from src offset
@@ -82,7 +60,7 @@ static bool copy_box(core_tensor *dst, int64_t doff, const int64_t *ds, const co
     for (;;) {
         if (is_str) {
             for (int64_t j = 0; j < inner; j++) {
-                const char *s = str_at(src, so + j * sa);
+                const char *s = ops_str_at(src, so + j * sa);
                 if (!core_tensor_set_string(dst, dof + j * sb, s, strlen(s))) return false;
             }
         } else if (sa == 1 && sb == 1) {
@@ -142,7 +120,7 @@ static bool elem_from_tensor(elem_value *v, kiln_dtype dt, const core_tensor *t,
     memset(v, 0, sizeof *v);
     v->str = "";
     if (t->dtype == dt) {
-        if (dt == KILN_DTYPE_STRING) v->str = str_at(t, i);
+        if (dt == KILN_DTYPE_STRING) v->str = ops_str_at(t, i);
         else {
             size_t esz = core_dtype_size(dt);
             if (esz == 0 || esz > sizeof v->bytes) return false;
@@ -834,7 +812,7 @@ static kiln_status pad_run(ops_ctx *c)
                     int64_t j0 = j;
                     j++;
                     while (j < inner && ml[j] == ml[j - 1] + 1) j++;
-                    if (!copy_elems(y, yo + j0, x, base + ml[j0], j - j0)) { st = KILN_ERR_OUT_OF_MEMORY; break; }
+                    if (!ops_copy_elems(y, yo + j0, x, base + ml[j0], j - j0)) { st = KILN_ERR_OUT_OF_MEMORY; break; }
                 }
             }
             if (st) break;
@@ -987,7 +965,7 @@ static kiln_status trilu_run(ops_ctx *c)
             int64_t j0, j1, row = m * h * w + i * w;
             if (upper) { j0 = i + k < 0 ? 0 : i + k; j1 = w; }
             else { j0 = 0; j1 = i + k + 1 > w ? w : i + k + 1; }
-            if (j1 > j0 && !copy_elems(y, row + j0, x, row + j0, j1 - j0)) return KILN_ERR_OUT_OF_MEMORY;
+            if (j1 > j0 && !ops_copy_elems(y, row + j0, x, row + j0, j1 - j0)) return KILN_ERR_OUT_OF_MEMORY;
         }
     }
     return KILN_OK;
@@ -1088,7 +1066,7 @@ static kiln_status compress_run(ops_ctx *c)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < cond->numel && i < dim; i++) {
             if (core_load_f64(cond->dtype, cond->data, i) == 0) continue;
-            if (!copy_elems(y, yo, x, (o * dim + i) * inner, inner)) return KILN_ERR_OUT_OF_MEMORY;
+            if (!ops_copy_elems(y, yo, x, (o * dim + i) * inner, inner)) return KILN_ERR_OUT_OF_MEMORY;
             yo += inner;
         }
     return KILN_OK;
@@ -1121,7 +1099,7 @@ static kiln_status reverse_sequence_run(ops_ctx *c)
                              (long long)b, (long long)L, (long long)tlen);
         for (int64_t t = 0; t < tlen; t++) {
             int64_t st = t < L ? L - 1 - t : t;
-            if (!copy_elems(y, t * xs[ta] + b * xs[ba], x, st * xs[ta] + b * xs[ba], inner))
+            if (!ops_copy_elems(y, t * xs[ta] + b * xs[ba], x, st * xs[ta] + b * xs[ba], inner))
                 return KILN_ERR_OUT_OF_MEMORY;
         }
     }

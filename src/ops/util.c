@@ -78,3 +78,59 @@ int64_t ops_scalar_i64(const core_tensor *t)
 {
     return t && t->numel > 0 ? core_load_i64(t->dtype, t->data, 0) : 0;
 }
+
+const char *ops_str_at(const core_tensor *t, int64_t i)
+{
+    const char *s = ((char *const *)t->data)[i];
+    return s ? s : "";
+}
+
+bool ops_copy_elems(core_tensor *dst, int64_t di, const core_tensor *src, int64_t si, int64_t n)
+{
+    if (n <= 0) return true;
+    if (src->dtype == KILN_DTYPE_STRING) {
+        for (int64_t k = 0; k < n; k++) {
+            const char *s = ops_str_at(src, si + k);
+            if (!core_tensor_set_string(dst, di + k, s, strlen(s))) { core_oom(); return false; }
+        }
+        return true;
+    }
+    size_t esz = core_dtype_size(src->dtype);
+    memmove((char *)dst->data + (size_t)di * esz, (const char *)src->data + (size_t)si * esz,
+            (size_t)n * esz);
+    return true;
+}
+
+float *ops_tensor_f32(const core_tensor *t, bool *owned)
+{
+    *owned = false;
+    if (t->dtype == KILN_DTYPE_FLOAT) return (float *)t->data;
+    float *p = core_malloc((size_t)(t->numel > 0 ? t->numel : 1) * sizeof(float));
+    if (!p) { core_oom(); return NULL; }
+    *owned = true;
+    if (t->dtype == KILN_DTYPE_FLOAT16) {
+        const uint16_t *s = t->data;
+        for (int64_t i = 0; i < t->numel; i++) p[i] = core_f16_to_f32(s[i]);
+    } else if (t->dtype == KILN_DTYPE_BFLOAT16) {
+        const uint16_t *s = t->data;
+        for (int64_t i = 0; i < t->numel; i++) p[i] = core_bf16_to_f32(s[i]);
+    } else {
+        for (int64_t i = 0; i < t->numel; i++) p[i] = (float)core_load_f64(t->dtype, t->data, i);
+    }
+    return p;
+}
+
+void ops_store_f32(core_tensor *t, const float *src, int64_t n)
+{
+    if (t->dtype == KILN_DTYPE_FLOAT) {
+        if ((const void *)src != t->data) memcpy(t->data, src, (size_t)n * sizeof(float));
+    } else if (t->dtype == KILN_DTYPE_FLOAT16) {
+        uint16_t *d = t->data;
+        for (int64_t i = 0; i < n; i++) d[i] = core_f32_to_f16(src[i]);
+    } else if (t->dtype == KILN_DTYPE_BFLOAT16) {
+        uint16_t *d = t->data;
+        for (int64_t i = 0; i < n; i++) d[i] = core_f32_to_bf16(src[i]);
+    } else {
+        for (int64_t i = 0; i < n; i++) core_store_f64(t->dtype, t->data, i, src[i]);
+    }
+}

@@ -28,4 +28,15 @@ int64_t ops_tensor_i64s(const core_tensor *t, int64_t *out, int64_t max);
 double ops_scalar_f64(const core_tensor *t);
 int64_t ops_scalar_i64(const core_tensor *t);
 
+/* Element i of a STRING tensor ("" for NULL). */
+const char *ops_str_at(const core_tensor *t, int64_t i);
+/* Copy n contiguous elements src[si..] to dst[di..] (same dtype; strings deep-copied;
+ * overlapping ranges allowed). False on OOM (error set). */
+bool ops_copy_elems(core_tensor *dst, int64_t di, const core_tensor *src, int64_t si, int64_t n);
+/* A float view of a float-like tensor: its own data when FLOAT (*owned = false), else a
+ * malloc'd converted copy (*owned = true; free it). NULL on OOM (error set). */
+float *ops_tensor_f32(const core_tensor *t, bool *owned);
+/* Store n floats into t from element 0, rounding to t's dtype (src may alias FLOAT data). */
+void ops_store_f32(core_tensor *t, const float *src, int64_t n);
+
 #endif
