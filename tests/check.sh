@@ -19,6 +19,9 @@ build/kiln_conformance --root "$ROOT" --jobs "$(nproc)" --baseline tests/conform
 step "golden models vs ONNX Runtime outputs"
 bash tests/golden/check.sh build/kiln 2>&1 | tee -a "$LOG"; [ "${PIPESTATUS[0]}" = 0 ] || fail=1
 
+step "apps: kiln upscale with a runtime factor"
+bash tests/apps/test_upscale.sh build/kiln 2>&1 | tee -a "$LOG"; [ "${PIPESTATUS[0]}" = 0 ] || fail=1
+
 step "fuzz: ONNX loader (60 s)"
 bash tests/fuzz/run.sh "${KILN_FUZZ_SECONDS:-60}" || fail=1
 
