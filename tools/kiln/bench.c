@@ -755,6 +755,27 @@ static void print_json(const bench_opts *o, const results *r, const bench_input 
     printf("\n}\n");
 }
 
+/* Peak resident set of this process in MiB. VmHWM first: ru_maxrss survives execve, so a
+ * process started by vfork/posix_spawn (Python's subprocess) reports its parent's peak. */
+static double peak_rss_mb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        long long kb = -1;
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "VmHWM:", 6)) {
+                kb = strtoll(line + 6, NULL, 10);
+                break;
+            }
+        fclose(f);
+        if (kb >= 0) return (double)kb / 1024.0;
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+    return 0;
+}
+
 static int run_once(kiln_context *ctx, double *ms)
 {
     double t0 = now_s();
@@ -885,8 +906,7 @@ int cli_bench_main(int argc, char **argv)
     r.p95 = percentile(lat, n, 0.95);
     r.p99 = percentile(lat, n, 0.99);
     r.throughput = r.timed_s > 0 ? (double)n / r.timed_s : 0;
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0) r.peak_rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+    r.peak_rss_mb = peak_rss_mb();
 
     if (want_profile && (rc = collect_profile(ctx, n, &prof))) goto done;
     if (o.export_profile) {

@@ -11,6 +11,12 @@ int cli_inspect_main(int argc, char **argv);
 void cli_inspect_help(FILE *f);
 int cli_bench_main(int argc, char **argv);
 void cli_bench_help(FILE *f);
+int cli_build_main(int argc, char **argv);
+void cli_build_help(FILE *f);
+/* Plans (build.c): whether path starts with the plan magic, and `kiln inspect PLAN`. */
+#include <stdbool.h>
+bool cli_is_plan_file(const char *path);
+int cli_inspect_plan(const char *path, bool check);
 
 int cli_detect_main(int argc, char **argv);
 void cli_detect_help(FILE *f);

@@ -22,7 +22,9 @@ void cli_inspect_help(FILE *f)
             "  --shapes  list every top-level node with its output shapes and FLOPs\n"
             "  --check   validate the graph (structure, opset imports, attributes) and list\n"
             "            every node whose op kiln cannot run yet; exit 1 if the model is\n"
-            "            invalid or has unsupported ops.\n");
+            "            invalid or has unsupported ops.\n"
+            "A plan (.kplan from `kiln build`) shows its target fingerprint, profiles, memory\n"
+            "plan and the tactic chosen for each node instead; --check says whether it runs here.\n");
 }
 
 /* ---- attribute helpers ------------------------------------------------------------------ */
@@ -1067,6 +1069,7 @@ int cli_inspect_main(int argc, char **argv)
         fprintf(stderr, "kiln inspect: no MODEL given (see `kiln help inspect`)\n");
         return 2;
     }
+    if (cli_is_plan_file(path)) return cli_inspect_plan(path, check);
     ir_model *m = NULL;
     if (onnx_model_load_file(path, &m) != KILN_OK || !m || !m->graph) {
         fprintf(stderr, "kiln inspect: %s\n", core_error_text());

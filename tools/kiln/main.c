@@ -22,6 +22,8 @@ static const cli_command commands[] = {
     {"upscale", "super-resolve an image", cli_upscale_main, cli_upscale_help},
     {"bench", "time a model: load, latency percentiles, throughput, memory; --profile", cli_bench_main,
      cli_bench_help},
+    {"build", "build an engine plan: tune kernels on this machine, plan memory, write .kplan", cli_build_main,
+     cli_build_help},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
