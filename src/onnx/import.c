@@ -532,6 +532,19 @@ static core_tensor *tensor_new_uninit(kiln_dtype dt, int ndim, const int64_t *di
     return t;
 }
 
+/* The bytes of a tensor just copied out of the mapped model are not needed again: drop the
+ * whole pages they cover from the process (they are clean file pages of a private
+ * mapping, so the kernel re-reads them from the file if anything ever touches them), so
+ * that resident memory holds each weight once, not twice. */
+static void release_copied_pages(const uint8_t *bytes, size_t n)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0 || n < (size_t)ps * 2) return;
+    uintptr_t b = ((uintptr_t)bytes + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
+    uintptr_t e = ((uintptr_t)bytes + n) & ~((uintptr_t)ps - 1);
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 /* Decode a TensorProto. With L->borrow, raw/external data aligned for the dtype is
  * borrowed from the backing storage instead of copied. */
 static kiln_status tensor_decode(loader *L, span raw, const char *ctx, core_tensor **out)
@@ -616,6 +629,7 @@ static kiln_status tensor_decode(loader *L, span raw, const char *ctx, core_tens
                 unpack_sub(t->data, bytes, numel, dt);
             else if (t->nbytes)
                 memcpy(t->data, bytes, t->nbytes);
+            if (L->borrow) release_copied_pages(bytes, nb_have);
         }
     } else {
         onnx_wire_type ewt;
