@@ -1,5 +1,6 @@
 /* registry.c — the one list of operator tables; ops_find resolves (domain, op, opset). */
 #include "ops/ops.h"
+#include "ops/plugin.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,12 +54,14 @@ static const ops_schema *ops_lookup(const char *domain, const char *op_type, int
 
 const ops_schema *ops_find(const char *domain, const char *op_type, int64_t opset)
 {
-    return ops_lookup(domain, op_type, opset, ops_fast_kernels_enabled() ? 1 : 0);
+    const ops_schema *s = ops_lookup(domain, op_type, opset, ops_fast_kernels_enabled() ? 1 : 0);
+    return s ? s : ops_plugin_find(domain, op_type); /* user ops (plugin.c) fill the gaps */
 }
 
 const ops_schema *ops_find_reference(const char *domain, const char *op_type, int64_t opset)
 {
-    return ops_lookup(domain, op_type, opset, 0);
+    const ops_schema *s = ops_lookup(domain, op_type, opset, 0);
+    return s ? s : ops_plugin_find(domain, op_type);
 }
 
 int ops_count(void)

@@ -2,15 +2,22 @@
 #include "onnx/onnx.h"
 #include "opt/opt.h"
 #include "runtime/runtime.h"
+#include "runtime/api_internal.h"
+#include "ops/plugin.h"
 #include "core/threadpool.h"
+#include "plan/plan.h"
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct kiln_model {
     ir_model *m;
     int num_threads;
     int n_inputs;   /* graph inputs without an initializer: what the user binds */
     int *input_ids;
+    plan_info *plan;              /* loaded from a plan: profiles, memory plan; else NULL */
+    const plan_profile *reserve;  /* the profile whose arena contexts reserve (largest), or NULL */
 };
 
 struct kiln_context {
@@ -20,23 +27,58 @@ struct kiln_context {
     rt_state *state;       /* thread pool (exactly model->num_threads threads), scratch, arena */
 };
 
+static kiln_status api_model_wrap(ir_model *m, plan_info *plan, const kiln_load_options *opts, kiln_model **out);
+
 static kiln_status api_model_finish(ir_model *m, const kiln_load_options *opts, kiln_model **out)
 {
-    kiln_status st = opt_prepare_model_ex(m, !(opts && opts->no_optimize));
+    kiln_status st = ops_plugin_infer_graph(m->graph); /* no-op unless plugin ops are present */
+    if (!st) st = opt_prepare_model_ex(m, !(opts && opts->no_optimize));
     if (st) { ir_model_destroy(m); return st; }
+    return api_model_wrap(m, NULL, opts, out);
+}
+
+/* Wraps a prepared model (kernels resolved); takes m and plan, also on failure. */
+static kiln_status api_model_wrap(ir_model *m, plan_info *plan, const kiln_load_options *opts, kiln_model **out)
+{
     kiln_model *km = calloc(1, sizeof *km);
     ir_graph *g = m->graph;
     if (!km || !(km->input_ids = malloc(sizeof(int) * ((size_t)g->n_inputs + 1)))) {
         free(km);
         ir_model_destroy(m);
+        plan_info_destroy(plan);
         return core_oom();
     }
     km->m = m;
+    km->plan = plan;
     km->num_threads = opts && opts->num_threads > 0 ? opts->num_threads : core_physical_cores();
     for (int k = 0; k < g->n_inputs; k++)
         if (!g->values[g->inputs[k]].constant) km->input_ids[km->n_inputs++] = g->inputs[k];
+    for (int p = 0; plan && p < plan->n_profiles; p++)
+        if (plan->profiles[p].arena_bytes && (!km->reserve || plan->profiles[p].arena_bytes > km->reserve->arena_bytes))
+            km->reserve = &plan->profiles[p];
     *out = km;
     return KILN_OK;
+}
+
+/* Whether the file starts with the plan magic (then it is loaded as a plan). */
+static bool api_file_is_plan(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char head[8];
+    bool is = read(fd, head, sizeof head) == (ssize_t)sizeof head && plan_is_plan(head, sizeof head);
+    close(fd);
+    return is;
+}
+
+kiln_status api_model_from_ir(ir_model *m, const kiln_load_options *opts, kiln_model **out)
+{
+    if (!m || !out) {
+        ir_model_destroy(m);
+        return core_error(KILN_ERR_INVALID_ARGUMENT, "api_model_from_ir: NULL argument");
+    }
+    *out = NULL;
+    return api_model_finish(m, opts, out);
 }
 
 KILN_API kiln_status kiln_model_load_file(const char *path, const kiln_load_options *opts,
@@ -45,6 +87,12 @@ KILN_API kiln_status kiln_model_load_file(const char *path, const kiln_load_opti
     if (!path || !out) return core_error(KILN_ERR_INVALID_ARGUMENT, "kiln_model_load_file: NULL argument");
     *out = NULL;
     ir_model *m = NULL;
+    if (api_file_is_plan(path)) {
+        plan_info *info = NULL;
+        kiln_status st = plan_load_file(path, plan_verify_default(), &m, &info);
+        if (st) return st;
+        return api_model_wrap(m, info, opts, out);
+    }
     kiln_status st = onnx_model_load_file(path, &m);
     if (st) return st;
     return api_model_finish(m, opts, out);
@@ -56,6 +104,16 @@ KILN_API kiln_status kiln_model_load_memory(const void *data, size_t size, const
     if (!data || !out) return core_error(KILN_ERR_INVALID_ARGUMENT, "kiln_model_load_memory: NULL argument");
     *out = NULL;
     ir_model *m = NULL;
+    if (plan_is_plan(data, size)) {
+        /* the model keeps an aligned copy: its tensors borrow from it */
+        void *copy = aligned_alloc(PLAN_DATA_ALIGN, (size + PLAN_DATA_ALIGN - 1) & ~(size_t)(PLAN_DATA_ALIGN - 1));
+        if (!copy) return core_oom();
+        memcpy(copy, data, size);
+        plan_info *info = NULL;
+        kiln_status st = plan_load(copy, size, false, true, plan_verify_default(), &m, &info);
+        if (st) { free(copy); return st; }
+        return api_model_wrap(m, info, opts, out);
+    }
     kiln_status st = onnx_model_load_memory(data, size, base_dir, &m);
     if (st) return st;
     return api_model_finish(m, opts, out);
@@ -65,6 +123,7 @@ KILN_API void kiln_model_destroy(kiln_model *model)
 {
     if (!model) return;
     ir_model_destroy(model->m);
+    plan_info_destroy(model->plan);
     free(model->input_ids);
     free(model);
 }
@@ -117,6 +176,14 @@ KILN_API kiln_status kiln_context_create(const kiln_model *model, kiln_context *
         kiln_context_destroy(c);
         return core_error_prefix(KILN_ERR_RUNTIME, "context: ");
     }
+    if (model->reserve) {
+        const plan_profile *p = model->reserve;
+        kiln_status st = rt_state_reserve_memory(c->state, p->slots, p->n_slots, (size_t)p->arena_bytes);
+        if (st) {
+            kiln_context_destroy(c);
+            return core_error_prefix(st, "context: ");
+        }
+    }
     *out = c;
     return KILN_OK;
 }
@@ -137,6 +204,37 @@ KILN_API void kiln_context_destroy(kiln_context *c)
     free(c->bound);
     free(c->outputs);
     free(c);
+}
+
+/* A plan admits an input shape that lies within [min, max] of a profile that constrains the
+ * input; the message names the first range it falls outside. */
+static kiln_status api_check_profile(const kiln_model *km, const char *name, int ndim, const int64_t *dims)
+{
+    const plan_info *pi = km->plan;
+    int bad_p = -1, bad_d = -1;
+    const plan_input_range *bad = NULL;
+    bool constrained = false;
+    for (int p = 0; p < pi->n_profiles; p++) {
+        const plan_input_range *r = NULL;
+        for (int k = 0; k < pi->profiles[p].n_inputs; k++)
+            if (!strcmp(pi->profiles[p].inputs[k].name, name)) r = &pi->profiles[p].inputs[k];
+        if (!r) continue;
+        constrained = true;
+        if (r->ndim != ndim) {
+            if (!bad) { bad = r; bad_p = p; bad_d = -1; }
+            continue;
+        }
+        int d = 0;
+        while (d < ndim && dims[d] >= r->min[d] && dims[d] <= r->max[d]) d++;
+        if (d == ndim) return KILN_OK;
+        if (!bad) { bad = r; bad_p = p; bad_d = d; }
+    }
+    if (!constrained) return KILN_OK;
+    if (bad_d < 0)
+        return core_error(KILN_ERR_SHAPE, "input '%s': %d dims given, the plan's profile %d has %d", name, ndim, bad_p, bad->ndim);
+    return core_error(KILN_ERR_SHAPE, "input '%s': dim %d is %lld, outside the plan's range [%lld, %lld] (profile %d): "
+                      "rebuild the plan with a wider --min-shapes/--max-shapes", name, bad_d, (long long)dims[bad_d],
+                      (long long)bad->min[bad_d], (long long)bad->max[bad_d], bad_p);
 }
 
 KILN_API kiln_status kiln_context_set_input(kiln_context *c, const char *name, kiln_dtype dtype,
@@ -169,6 +267,10 @@ KILN_API kiln_status kiln_context_set_input(kiln_context *c, const char *name, k
             return core_error(KILN_ERR_SHAPE, "input '%s': got shape %s, the model expects %s (-1 = any)", name,
                               core_shape_str(ndim, dims, b1, sizeof b1),
                               core_shape_str(t->ndim < KILN_MAX_DIMS ? t->ndim : KILN_MAX_DIMS, want, b2, sizeof b2));
+    }
+    if (c->model->plan) {
+        kiln_status st = api_check_profile(c->model, name, ndim, dims);
+        if (st) return st;
     }
     core_tensor *tensor = core_tensor_wrap(dtype, ndim, dims, (void *)data);
     if (!tensor) return core_error_prefix(KILN_ERR_SHAPE, "input '%s': ", name);
@@ -243,3 +345,38 @@ KILN_API kiln_status kiln_context_layer_time(const kiln_context *c, int index, k
 }
 
 KILN_API size_t kiln_context_activation_bytes(const kiln_context *c) { return c ? rt_state_arena_bytes(c->state) : 0; }
+
+/* ---- plans -------------------------------------------------------------------------------- */
+
+KILN_API int kiln_model_is_plan(const kiln_model *model) { return model && model->plan ? 1 : 0; }
+
+KILN_API int kiln_model_profile_count(const kiln_model *model)
+{
+    return model && model->plan ? model->plan->n_profiles : 0;
+}
+
+KILN_API kiln_status kiln_model_profile_shapes(const kiln_model *model, int profile, int input_index, int *ndim,
+                                               int64_t *min, int64_t *opt, int64_t *max)
+{
+    if (!model || !ndim || !min || !opt || !max)
+        return core_error(KILN_ERR_INVALID_ARGUMENT, "kiln_model_profile_shapes: NULL argument");
+    if (!model->plan || profile < 0 || profile >= model->plan->n_profiles)
+        return core_error(KILN_ERR_INVALID_ARGUMENT, "profile %d out of range (the model has %d)", profile,
+                          model->plan ? model->plan->n_profiles : 0);
+    if (input_index < 0 || input_index >= model->n_inputs)
+        return core_error(KILN_ERR_INVALID_ARGUMENT, "input index %d out of range", input_index);
+    const char *name = model->m->graph->values[model->input_ids[input_index]].name;
+    const plan_profile *p = &model->plan->profiles[profile];
+    for (int k = 0; k < p->n_inputs; k++) {
+        const plan_input_range *r = &p->inputs[k];
+        if (strcmp(r->name, name)) continue;
+        *ndim = r->ndim;
+        for (int d = 0; d < r->ndim; d++) {
+            min[d] = r->min[d];
+            opt[d] = r->opt[d];
+            max[d] = r->max[d];
+        }
+        return KILN_OK;
+    }
+    return core_error(KILN_ERR_NOT_FOUND, "profile %d does not constrain input '%s'", profile, name);
+}
