@@ -127,7 +127,10 @@ static int64_t infer_spatial(int64_t in, int64_t k, int64_t s, int64_t d, int64_
     if (autopad && !strcmp(autopad, "VALID")) return (in - ek) / s + 1 > 0 ? (in - ek + s) / s : 0;
     int64_t num = in + pb + pe - ek;
     if (num < 0) return -1;
-    return (ceil_mode ? (num + s - 1) / s : num / s) + 1;
+    int64_t out = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
+    /* ceil mode: the last window must start inside the input or its begin padding. */
+    if (ceil_mode && out > 1 && (out - 1) * s >= in + pb) out--;
+    return out;
 }
 
 static void infer_node(ir_graph *g, const ir_node *n)

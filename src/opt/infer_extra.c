@@ -97,11 +97,12 @@ static bool ix_slice(const ir_graph *g, const ir_node *n, const ix_shape *x, ix_
         if (step > 0) {
             s = s < 0 ? 0 : s > dim ? dim : s;
             e = e < 0 ? 0 : e > dim ? dim : e;
-            o->d[a] = e > s ? (e - s + step - 1) / step : 0;
+            o->d[a] = e > s ? (e - s - 1) / step + 1 : 0; /* no overflow for huge steps */
         } else {
             s = s < 0 ? -1 : s > dim - 1 ? dim - 1 : s;
             e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
-            o->d[a] = s > e ? (s - e + (-step) - 1) / (-step) : 0;
+            uint64_t m = (uint64_t)(-(step + 1)) + 1; /* |step| without overflow at INT64_MIN */
+            o->d[a] = s > e ? (int64_t)((uint64_t)(s - e - 1) / m) + 1 : 0;
         }
     }
     return true;
