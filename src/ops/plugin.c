@@ -279,7 +279,7 @@ static kiln_status ops_plugin_attr(const kiln_plugin_context *pc, const char *na
 
 KILN_API kiln_status kiln_plugin_attr_int(const kiln_plugin_context *pc, const char *name, int64_t *out)
 {
-    const ir_attr *a;
+    const ir_attr *a = NULL;
     kiln_status st = ops_plugin_attr(pc, name, IR_ATTR_INT, "an int", &a);
     if (!st && out) *out = a->i;
     return st;
@@ -287,7 +287,7 @@ KILN_API kiln_status kiln_plugin_attr_int(const kiln_plugin_context *pc, const c
 
 KILN_API kiln_status kiln_plugin_attr_float(const kiln_plugin_context *pc, const char *name, float *out)
 {
-    const ir_attr *a;
+    const ir_attr *a = NULL;
     kiln_status st = ops_plugin_attr(pc, name, IR_ATTR_FLOAT, "a float", &a);
     if (!st && out) *out = a->f;
     return st;
@@ -295,7 +295,7 @@ KILN_API kiln_status kiln_plugin_attr_float(const kiln_plugin_context *pc, const
 
 KILN_API kiln_status kiln_plugin_attr_string(const kiln_plugin_context *pc, const char *name, const char **out)
 {
-    const ir_attr *a;
+    const ir_attr *a = NULL;
     kiln_status st = ops_plugin_attr(pc, name, IR_ATTR_STRING, "a string", &a);
     if (!st && out) *out = a->s ? a->s : "";
     return st;
@@ -303,7 +303,7 @@ KILN_API kiln_status kiln_plugin_attr_string(const kiln_plugin_context *pc, cons
 
 KILN_API kiln_status kiln_plugin_attr_ints(const kiln_plugin_context *pc, const char *name, const int64_t **out, int64_t *n)
 {
-    const ir_attr *a;
+    const ir_attr *a = NULL;
     kiln_status st = ops_plugin_attr(pc, name, IR_ATTR_INTS, "a list of ints", &a);
     if (!st) {
         if (out) *out = a->ints;
@@ -314,7 +314,7 @@ KILN_API kiln_status kiln_plugin_attr_ints(const kiln_plugin_context *pc, const 
 
 KILN_API kiln_status kiln_plugin_attr_floats(const kiln_plugin_context *pc, const char *name, const float **out, int64_t *n)
 {
-    const ir_attr *a;
+    const ir_attr *a = NULL;
     kiln_status st = ops_plugin_attr(pc, name, IR_ATTR_FLOATS, "a list of floats", &a);
     if (!st) {
         if (out) *out = a->floats;
