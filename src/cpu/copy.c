@@ -331,8 +331,11 @@ static void cp_parts_tile(void *arg, int64_t b, int64_t e)
         int64_t plen = p->start[k + 1] - p->start[k];
         int64_t len = p->start[k + 1] - w < e - b ? p->start[k + 1] - w : e - b;
         size_t part_off = (size_t)(o * plen + (w - p->start[k])) * p->es;
-        if (p->whole_dst) memcpy(p->whole_dst + (size_t)b * p->es, p->src[k] + part_off, (size_t)len * p->es);
-        else memcpy(p->dst[k] + part_off, p->whole_src + (size_t)b * p->es, (size_t)len * p->es);
+        /* An elided Concat's producers already wrote into place (see the memory planner). */
+        if (p->whole_dst) {
+            if (p->whole_dst + (size_t)b * p->es != p->src[k] + part_off)
+                memcpy(p->whole_dst + (size_t)b * p->es, p->src[k] + part_off, (size_t)len * p->es);
+        } else memcpy(p->dst[k] + part_off, p->whole_src + (size_t)b * p->es, (size_t)len * p->es);
         b += len;
     }
 }

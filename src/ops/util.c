@@ -96,8 +96,9 @@ bool ops_copy_elems(core_tensor *dst, int64_t di, const core_tensor *src, int64_
         return true;
     }
     size_t esz = core_dtype_size(src->dtype);
-    memmove((char *)dst->data + (size_t)di * esz, (const char *)src->data + (size_t)si * esz,
-            (size_t)n * esz);
+    char *d = (char *)dst->data + (size_t)di * esz;
+    const char *s = (const char *)src->data + (size_t)si * esz;
+    if (d != s) memmove(d, s, (size_t)n * esz); /* equal: already in place (elided Concat) */
     return true;
 }
 
