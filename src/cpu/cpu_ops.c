@@ -161,9 +161,12 @@ static kiln_status cpu_conv_common(ops_ctx *c, bool fused)
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
     if (x->numel == 0 || w->numel == 0) return ops_run_reference(c);
+    /* kiln_tactic: the algorithm `kiln build` measured fastest for this node (CPU_CONV_*);
+     * absent or unknown: the heuristic picks */
+    int64_t tactic = ops_attr_int(c, "kiln_tactic", CPU_CONV_AUTO);
+    int algo = tactic >= CPU_CONV_AUTO && tactic <= CPU_CONV_WINO ? (int)tactic : CPU_CONV_AUTO;
     kiln_status st = cpu_conv2d_f32(&g, x->data, w->data, b ? b->data : NULL, z ? z->data : NULL,
-                                    y->data, &ep, CPU_CONV_AUTO, cpu_ops_cacheable(c, 1),
-                                    ops_threadpool(c));
+                                    y->data, &ep, algo, cpu_ops_cacheable(c, 1), ops_threadpool(c));
     if (st) return cpu_ops_oom(c);
     return KILN_OK;
 }

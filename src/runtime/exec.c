@@ -39,6 +39,13 @@ struct rt_state {
     int64_t *prof_count;
     struct rt_live { const ir_graph *g; int *last; } *live; /* liveness per graph, computed once */
     int n_live;
+    rt_mem_slot *fixed;  /* plan reserved by rt_state_reserve_memory (largest shapes), or NULL */
+    int n_fixed;
+    int *fixed_of;       /* out_base[node] + k -> fixed slot, or -1 */
+    bool capped;         /* the arena was reserved: it is never grown */
+    bool unplannable;    /* the current input shapes got no plan that fits the capped arena */
+    rt_node_observer observe;
+    void *observe_arg;
 };
 
 enum { RT_PLAN_DISABLED = -1, RT_PLAN_NONE = 0, RT_PLAN_RECORDING = 1, RT_PLAN_ACTIVE = 2 };
@@ -384,6 +391,7 @@ static kiln_status rt_frame_run(const ir_graph *g, const rt_frame *parent, rt_st
         }
         if (st == KILN_OK && !parent && state->mode == RT_PLAN_RECORDING)
             rt_plan_note_outputs(state, g, i, out, last);
+        if (st == KILN_OK && !parent && state->observe) state->observe(state->observe_arg, i, in, out);
         for (int k = 0; k < nd->n_outputs; k++) {
             if (st == KILN_OK && nd->outputs[k] >= 0) {
                 core_value_release(f.vals[nd->outputs[k]]);
@@ -469,6 +477,8 @@ void rt_state_destroy(rt_state *s)
     free(s->sig);
     free(s->prof_ms);
     free(s->prof_count);
+    free(s->fixed);
+    free(s->fixed_of);
     rt_state_free_live(s);
     free(s);
 }
@@ -520,6 +530,28 @@ static void rt_plan_note_outputs(rt_state *s, const ir_graph *g, int node, core_
         }
 }
 
+/* Place every recorded buffer at the offset of its counterpart in the reserved plan; false
+ * (nothing changed) unless each is no larger and lives within its counterpart's lifetime: then
+ * two buffers alive together here were alive together there, so they cannot overlap. */
+static bool rt_plan_place_fixed(rt_state *s, size_t *end)
+{
+    size_t e = 0;
+    for (int i = 0; i < s->n_slots; i++) {
+        const rt_slot *a = &s->slots[i];
+        int f = s->fixed_of[s->out_base[a->node] + a->out];
+        if (f < 0) return false;
+        const rt_mem_slot *b = &s->fixed[f];
+        if (a->size > b->size || a->first < b->first || a->last > b->last) return false;
+    }
+    for (int i = 0; i < s->n_slots; i++) {
+        rt_slot *a = &s->slots[i];
+        a->offset = (size_t)s->fixed[s->fixed_of[s->out_base[a->node] + a->out]].offset;
+        if (a->offset + a->size > e) e = a->offset + a->size;
+    }
+    *end = e;
+    return true;
+}
+
 static int rt_slot_by_size(const void *a, const void *b)
 {
     const rt_slot *x = *(const rt_slot *const *)a, *y = *(const rt_slot *const *)b;
@@ -537,27 +569,35 @@ static void rt_plan_build(rt_state *s, const int *last)
     rt_slot **placed = malloc(sizeof *placed * (size_t)(n + 1));
     if (!order || !placed) { free(order); free(placed); s->mode = RT_PLAN_NONE; return; }
     for (int i = 0; i < n; i++) { order[i] = &s->slots[i]; s->slots[i].size = (s->slots[i].size + 63) & ~(size_t)63; }
-    qsort(order, (size_t)n, sizeof *order, rt_slot_by_size);
     size_t end = 0;
-    int n_placed = 0;
-    for (int i = 0; i < n; i++) {
-        rt_slot *a = order[i];
-        /* Lowest offset not overlapping any placed buffer alive at the same time. */
-        size_t off = 0;
-        for (bool moved = true; moved;) {
-            moved = false;
-            for (int j = 0; j < n_placed; j++) {
-                const rt_slot *b = placed[j];
-                if (b->last < a->first || a->last < b->first) continue;
-                if (off < b->offset + b->size && b->offset < off + a->size) { off = b->offset + b->size; moved = true; }
+    if (!s->fixed || !rt_plan_place_fixed(s, &end)) {
+        end = 0;
+        qsort(order, (size_t)n, sizeof *order, rt_slot_by_size);
+        int n_placed = 0;
+        for (int i = 0; i < n; i++) {
+            rt_slot *a = order[i];
+            /* Lowest offset not overlapping any placed buffer alive at the same time. */
+            size_t off = 0;
+            for (bool moved = true; moved;) {
+                moved = false;
+                for (int j = 0; j < n_placed; j++) {
+                    const rt_slot *b = placed[j];
+                    if (b->last < a->first || a->last < b->first) continue;
+                    if (off < b->offset + b->size && b->offset < off + a->size) { off = b->offset + b->size; moved = true; }
+                }
             }
+            a->offset = off;
+            if (off + a->size > end) end = off + a->size;
+            placed[n_placed++] = a;
         }
-        a->offset = off;
-        if (off + a->size > end) end = off + a->size;
-        placed[n_placed++] = a;
     }
     free(order);
     free(placed);
+    if (end > s->arena_cap && s->capped) {
+        s->mode = RT_PLAN_NONE;
+        s->unplannable = true;
+        return;
+    }
     if (end > s->arena_cap) {
         void *p = aligned_alloc(64, end);
         if (!p) { s->mode = RT_PLAN_NONE; return; }
@@ -600,13 +640,84 @@ kiln_status rt_state_run(rt_state *s, core_value *const *inputs, core_value **ou
     const ir_graph *g = s->g;
     if (s->mode != RT_PLAN_DISABLED) {
         bool same = rt_sig_same(s, g, inputs, true);
-        if (!same || s->mode != RT_PLAN_ACTIVE) { s->mode = RT_PLAN_RECORDING; s->n_slots = 0; }
+        if (!same) s->unplannable = false;
+        if ((!same || s->mode != RT_PLAN_ACTIVE) && !s->unplannable) { s->mode = RT_PLAN_RECORDING; s->n_slots = 0; }
     }
     s->mismatch = false;
     kiln_status st = rt_frame_run(g, NULL, s, inputs, g->n_inputs, outputs);
     if (s->mode == RT_PLAN_RECORDING) s->mode = RT_PLAN_NONE; /* the run failed before planning */
     if (s->mismatch && s->mode == RT_PLAN_ACTIVE) s->mode = RT_PLAN_NONE;
     return st;
+}
+
+kiln_status rt_state_memory_plan(const rt_state *s, rt_mem_slot **slots, int *n, size_t *arena_bytes)
+{
+    *slots = NULL;
+    *n = 0;
+    *arena_bytes = 0;
+    if (!s || s->mode != RT_PLAN_ACTIVE)
+        return core_error(KILN_ERR_INVALID_ARGUMENT, "no memory plan: the graph has not run with memory planning");
+    rt_mem_slot *out = malloc(sizeof *out * ((size_t)s->n_slots + 1));
+    if (!out) return core_oom();
+    for (int i = 0; i < s->n_slots; i++) {
+        const rt_slot *a = &s->slots[i];
+        out[i] = (rt_mem_slot){a->node, a->out, a->size, a->offset, a->first, a->last};
+    }
+    *slots = out;
+    *n = s->n_slots;
+    *arena_bytes = s->arena_size;
+    return KILN_OK;
+}
+
+kiln_status rt_state_reserve_memory(rt_state *s, const rt_mem_slot *slots, int n, size_t arena_bytes)
+{
+    if (!s || s->mode == RT_PLAN_DISABLED || n < 0 || (n > 0 && !slots))
+        return core_error(KILN_ERR_INVALID_ARGUMENT, "rt_state_reserve_memory: bad arguments");
+    const ir_graph *g = s->g;
+    int total = 0;
+    for (int i = 0; i < g->n_nodes; i++) total += g->nodes[i].n_outputs;
+    /* the plan comes from a file: check it against the graph before trusting an offset */
+    for (int i = 0; i < n; i++) {
+        const rt_mem_slot *a = &slots[i];
+        if (a->node < 0 || a->node >= g->n_nodes || a->out < 0 || a->out >= g->nodes[a->node].n_outputs ||
+            a->first != a->node || a->last < a->first || a->last > g->n_nodes || a->size % 64 ||
+            a->size > arena_bytes || a->offset > arena_bytes - a->size)
+            return core_error(KILN_ERR_INVALID_MODEL, "memory plan: buffer %d (node %d output %d, %llu bytes at %llu) "
+                              "does not fit the graph or the %zu-byte arena", i, (int)a->node, (int)a->out,
+                              (unsigned long long)a->size, (unsigned long long)a->offset, arena_bytes);
+    }
+    int *of = malloc(sizeof(int) * ((size_t)total + 1));
+    rt_mem_slot *fx = malloc(sizeof *fx * ((size_t)n + 1));
+    void *arena = aligned_alloc(64, arena_bytes ? (arena_bytes + 63) & ~(size_t)63 : 64);
+    if (!of || !fx || !arena) { free(of); free(fx); free(arena); return core_oom(); }
+    for (int i = 0; i < total; i++) of[i] = -1;
+    for (int i = 0; i < n; i++) {
+        int k = s->out_base[slots[i].node] + slots[i].out;
+        if (of[k] >= 0) {
+            free(of); free(fx); free(arena);
+            return core_error(KILN_ERR_INVALID_MODEL, "memory plan: node %d output %d is planned twice",
+                              (int)slots[i].node, (int)slots[i].out);
+        }
+        of[k] = i;
+        fx[i] = slots[i];
+    }
+    free(s->fixed);
+    free(s->fixed_of);
+    free(s->arena);
+    s->fixed = fx;
+    s->fixed_of = of;
+    s->n_fixed = n;
+    s->arena = arena;
+    s->arena_cap = arena_bytes;
+    s->capped = true;
+    s->mode = RT_PLAN_NONE;
+    return KILN_OK;
+}
+
+void rt_state_set_observer(rt_state *s, rt_node_observer fn, void *arg)
+{
+    s->observe = fn;
+    s->observe_arg = arg;
 }
 
 kiln_status rt_graph_run_pool(const ir_graph *g, struct core_threadpool *pool, core_value *const *inputs,
@@ -657,10 +768,17 @@ kiln_status rt_graph_prepare(ir_graph *g) { return rt_prepare_rec(g, 0); }
 kiln_status rt_node_eval(const ir_graph *g, const ir_node *nd, core_value *const *inputs,
                          core_value **outputs)
 {
+    return rt_node_eval_pool(g, nd, NULL, inputs, outputs);
+}
+
+kiln_status rt_node_eval_pool(const ir_graph *g, const ir_node *nd, struct core_threadpool *pool,
+                              core_value *const *inputs, core_value **outputs)
+{
     if (!nd->schema) return core_error(KILN_ERR_UNSUPPORTED, "op %s is not supported", nd->op_type);
     rt_state state;
     memset(&state, 0, sizeof state);
     state.g = g;
+    state.pool = pool;
     state.rng = 0x9e3779b97f4a7c15ull;
     state.mode = RT_PLAN_DISABLED;
     rt_frame f = {g, NULL, NULL, &state};
@@ -675,5 +793,7 @@ kiln_status rt_node_eval(const ir_graph *g, const ir_node *nd, core_value *const
     if (st)
         for (int k = 0; k < nd->n_outputs; k++) { core_value_release(outputs[k]); outputs[k] = NULL; }
     free(in);
+    free(state.scratch);
+    rt_state_free_live(&state);
     return st;
 }

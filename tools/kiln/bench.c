@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "core/threadpool.h"
 #include "inputs.h"
+#include "npy.h"
 
 #include "kiln.h"
 
@@ -33,7 +34,7 @@ void cli_bench_help(FILE *f)
     fprintf(f,
             "usage: kiln bench MODEL [--input NAME=FILE]... [--shapes NAME:DIMS[,NAME:DIMS]...]\n"
             "                  [--threads N] [--warmup N] [--iterations N] [--duration S]\n"
-            "                  [--json] [--profile] [--export-profile FILE.json]\n\n"
+            "                  [--json] [--profile] [--export-profile FILE.json] [--export-output FILE.npy]\n\n"
             "Measures MODEL (.onnx) the way trtexec does: load time (model load + context\n"
             "creation), a warmup, then timed runs; prints latency min/median/mean/p90/p99/max,\n"
             "throughput, peak resident memory and the planned activation arena.\n"
@@ -54,6 +55,8 @@ void cli_bench_help(FILE *f)
             "                      and a per-op-type summary; the timed runs are the profiled\n"
             "                      runs (one clock read per layer)\n"
             "  --export-profile F  write the per-layer and per-op-type profile to F as JSON\n"
+            "  --export-output F   write the outputs of the last run as .npy: the first to F, any\n"
+            "                      others to F with _<output name> before the extension\n"
             "Progress goes to stderr when a phase takes longer than a few seconds.\n"
             "Exit status: 0 done, 1 the model failed to load or run, 2 bad arguments.\n");
 }
@@ -97,6 +100,7 @@ typedef struct bench_opts {
     double duration; /* < 0: not given */
     bool json, profile;
     const char *export_profile;
+    const char *export_output;
 } bench_opts;
 
 static bool parse_long(const char *s, long lo, long hi, long *out)
@@ -183,7 +187,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         const char *a = argv[i];
         /* --opt=VALUE and --opt VALUE both work for options with a value */
         static const char *const with_value[] = {"--input", "--shapes", "--threads", "--warmup", "--iterations",
-                                                 "--duration", "--export-profile", "-i", "-t"};
+                                                 "--duration", "--export-profile", "--export-output", "-i", "-t"};
         const char *opt = a, *val = NULL;
         char optbuf[32];
         const char *eq = strchr(a, '=');
@@ -230,6 +234,9 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         } else if (!strcmp(opt, "--export-profile")) {
             if (!*val) return msg(BENCH_USAGE, "--export-profile needs a file name");
             o->export_profile = val;
+        } else if (!strcmp(opt, "--export-output")) {
+            if (!*val) return msg(BENCH_USAGE, "--export-output needs a file name");
+            o->export_output = val;
         } else if (!strcmp(a, "--json")) {
             o->json = true;
         } else if (!strcmp(a, "--profile")) {
@@ -784,6 +791,32 @@ static int run_once(kiln_context *ctx, double *ms)
     return BENCH_OK;
 }
 
+/* --export-output: each output of the last run as .npy (the first to path, the others to path
+ * with _<name> inserted before the extension; '/' and ':' in names become '_'). */
+static int export_outputs(const kiln_model *model, kiln_context *ctx, const char *path)
+{
+    size_t plen = strlen(path);
+    const char *dot = plen > 4 && !strcmp(path + plen - 4, ".npy") ? path + plen - 4 : path + plen;
+    for (int k = 0; k < kiln_model_output_count(model); k++) {
+        kiln_tensor_info info;
+        kiln_tensor_view v;
+        if (kiln_model_output_info(model, k, &info) || kiln_context_get_output(ctx, info.name, &v))
+            return msg(BENCH_FAIL, "--export-output: %s", kiln_last_error());
+        char file[4096];
+        if (k == 0) snprintf(file, sizeof file, "%s", path);
+        else {
+            char nm[256];
+            snprintf(nm, sizeof nm, "%s", info.name);
+            for (char *c = nm; *c; c++)
+                if (*c == '/' || *c == ':') *c = '_';
+            snprintf(file, sizeof file, "%.*s_%s.npy", (int)(dot - path), path, nm);
+        }
+        if (npy_write_file(file, v.dtype, v.ndim, v.dims, v.data, v.nbytes) != KILN_OK)
+            return msg(BENCH_FAIL, "--export-output %s: %s", file, kiln_last_error());
+    }
+    return BENCH_OK;
+}
+
 int cli_bench_main(int argc, char **argv)
 {
     bench_opts o;
@@ -909,6 +942,7 @@ int cli_bench_main(int argc, char **argv)
     r.peak_rss_mb = peak_rss_mb();
 
     if (want_profile && (rc = collect_profile(ctx, n, &prof))) goto done;
+    if (o.export_output && (rc = export_outputs(model, ctx, o.export_output))) goto done;
     if (o.export_profile) {
         FILE *f = export_file;
         export_file = NULL;
