@@ -15,6 +15,11 @@ typedef struct rt_slot {
     size_t size, offset;
     int first, last;
     const void *data; /* recording run: where the buffer was, to find aliases */
+    size_t bytes;     /* exact size (size is rounded up to 64) */
+    int parent;       /* >= 0: lives inside slot `parent` at byte `delta` (elided Concat) */
+    size_t delta;
+    bool aliased;     /* another value shares this buffer: never nest it in a Concat */
+    bool nests;       /* holds nested slots: its contents are already written, never zero it */
 } rt_slot;
 
 /* Everything one context keeps between runs: random state, thread pool, kernel scratch
@@ -146,7 +151,7 @@ core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int
         if (slot >= 0 && n >= 0 && ((bytes + 63) & ~(size_t)63) == s->slots[slot].size) {
             /* Kernels may rely on zeroed outputs, as core_tensor_create gives. */
             void *p = (char *)s->arena + s->slots[slot].offset;
-            memset(p, 0, bytes);
+            if (!s->slots[slot].nests) memset(p, 0, bytes);
             t = core_tensor_wrap(dtype, ndim, dims, p);
         }
         else s->mismatch = true;
@@ -164,7 +169,8 @@ core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int
             else { s->slots = ns; s->cap_slots = cap; }
         }
         if (s->mode == RT_PLAN_RECORDING)
-            s->slots[s->n_slots++] = (rt_slot){c->node_index, i, t->nbytes, 0, c->node_index, c->node_index, t->data};
+            s->slots[s->n_slots++] = (rt_slot){c->node_index, i, t->nbytes, 0, c->node_index, c->node_index, t->data,
+                                               t->nbytes, -1, 0, false, false};
     }
     core_value *v = core_value_from_tensor(t);
     if (!v) return NULL;
@@ -519,9 +525,10 @@ static void rt_plan_note_outputs(rt_state *s, const ir_graph *g, int node, core_
         int vid = nd->outputs[k];
         int until = vid >= 0 ? last[vid] : node;
         for (int j = 0; d && j < s->n_slots; j++)
-            if (s->slots[j].data == d && s->slots[j].node != node && s->slots[j].last >= node &&
-                s->slots[j].last < until)
-                s->slots[j].last = until;
+            if (s->slots[j].data == d && s->slots[j].node != node && s->slots[j].last >= node) {
+                s->slots[j].aliased = true;
+                if (s->slots[j].last < until) s->slots[j].last = until;
+            }
     }
     for (int j = 0; j < s->n_slots; j++)
         if (s->slots[j].node == node) {
@@ -548,8 +555,58 @@ static bool rt_plan_place_fixed(rt_state *s, size_t *end)
         a->offset = (size_t)s->fixed[s->fixed_of[s->out_base[a->node] + a->out]].offset;
         if (a->offset + a->size > e) e = a->offset + a->size;
     }
+    /* Buffers nested in an elided Concat must sit exactly in place at these shapes; when
+     * the block sizes differ from the profile's (the plan was made at max shapes), the
+     * Concat would copy between overlapping ranges: place afresh instead. */
+    for (int i = 0; i < s->n_slots; i++) {
+        const rt_slot *a = &s->slots[i];
+        if (a->parent >= 0 && a->offset != s->slots[a->parent].offset + a->delta) return false;
+    }
     *end = e;
     return true;
+}
+
+/* Concat elision: a Concat the optimizer marked (kiln_elide = 1: its inputs are contiguous
+ * blocks of its output, each read only by the Concat) gets its inputs' buffers nested in
+ * its own, so producers write straight into place and the Concat copies nothing (the
+ * Concat kernels skip blocks already in place). The output's lifetime then starts with
+ * its first input. Needs s->slot_of filled. */
+static void rt_plan_elide_concats(rt_state *s)
+{
+    const ir_graph *g = s->g;
+    for (int i = 0; i < s->n_slots; i++) { s->slots[i].parent = -1; s->slots[i].delta = 0; s->slots[i].nests = false; }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *nd = &g->nodes[i];
+        const ir_attr *a = ir_node_attr(nd, "kiln_elide");
+        if (!a || a->i != 1 || strcmp(nd->op_type, "Concat") || (nd->domain && *nd->domain) || nd->n_inputs > 64)
+            continue;
+        int os = s->slot_of[s->out_base[i]];
+        if (os < 0 || s->slots[os].parent >= 0 || s->slots[os].aliased) continue;
+        int ks[64];
+        size_t sum = 0;
+        bool ok = true;
+        for (int k = 0; ok && k < nd->n_inputs; k++) {
+            int v = nd->inputs[k], p = v >= 0 ? g->values[v].producer : -1;
+            ks[k] = -1;
+            if (p < 0 || p >= i) { ok = false; break; }
+            for (int o = 0; o < g->nodes[p].n_outputs; o++)
+                if (g->nodes[p].outputs[o] == v) ks[k] = s->slot_of[s->out_base[p] + o];
+            if (ks[k] < 0 || ks[k] == os || s->slots[ks[k]].parent >= 0 || s->slots[ks[k]].aliased || s->slots[ks[k]].last != i)
+                ok = false;
+            for (int q = 0; ok && q < k; q++) if (ks[q] == ks[k]) ok = false;
+            if (ok) sum += s->slots[ks[k]].bytes;
+        }
+        if (!ok || sum != s->slots[os].bytes) continue;
+        size_t delta = 0;
+        s->slots[os].nests = true;
+        for (int k = 0; k < nd->n_inputs; k++) {
+            rt_slot *in = &s->slots[ks[k]];
+            in->parent = os;
+            in->delta = delta;
+            delta += in->bytes;
+            if (in->first < s->slots[os].first) s->slots[os].first = in->first;
+        }
+    }
 }
 
 static int rt_slot_by_size(const void *a, const void *b)
@@ -568,13 +625,17 @@ static void rt_plan_build(rt_state *s, const int *last)
     rt_slot **order = malloc(sizeof *order * (size_t)(n + 1));
     rt_slot **placed = malloc(sizeof *placed * (size_t)(n + 1));
     if (!order || !placed) { free(order); free(placed); s->mode = RT_PLAN_NONE; return; }
-    for (int i = 0; i < n; i++) { order[i] = &s->slots[i]; s->slots[i].size = (s->slots[i].size + 63) & ~(size_t)63; }
+    for (int i = 0; i < n; i++) s->slots[i].size = (s->slots[i].size + 63) & ~(size_t)63;
+    for (int i = 0; i < n; i++) s->slot_of[s->out_base[s->slots[i].node] + s->slots[i].out] = i;
+    rt_plan_elide_concats(s);
+    int n_order = 0;
+    for (int i = 0; i < n; i++) if (s->slots[i].parent < 0) order[n_order++] = &s->slots[i];
     size_t end = 0;
     if (!s->fixed || !rt_plan_place_fixed(s, &end)) {
         end = 0;
-        qsort(order, (size_t)n, sizeof *order, rt_slot_by_size);
+        qsort(order, (size_t)n_order, sizeof *order, rt_slot_by_size);
         int n_placed = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n_order; i++) {
             rt_slot *a = order[i];
             /* Lowest offset not overlapping any placed buffer alive at the same time. */
             size_t off = 0;
@@ -591,6 +652,12 @@ static void rt_plan_build(rt_state *s, const int *last)
             placed[n_placed++] = a;
         }
     }
+    for (int i = 0; i < n; i++)
+        if (s->slots[i].parent >= 0) {
+            rt_slot *a = &s->slots[i];
+            a->offset = s->slots[a->parent].offset + a->delta;
+            if (a->offset + a->size > end) end = a->offset + a->size; /* rounding of a nested tail */
+        }
     free(order);
     free(placed);
     if (end > s->arena_cap && s->capped) {
@@ -606,7 +673,6 @@ static void rt_plan_build(rt_state *s, const int *last)
         s->arena_cap = end;
     }
     s->arena_size = end;
-    for (int i = 0; i < n; i++) s->slot_of[s->out_base[s->slots[i].node] + s->slots[i].out] = i;
     s->mode = RT_PLAN_ACTIVE;
 }
 
@@ -680,7 +746,7 @@ kiln_status rt_state_reserve_memory(rt_state *s, const rt_mem_slot *slots, int n
     for (int i = 0; i < n; i++) {
         const rt_mem_slot *a = &slots[i];
         if (a->node < 0 || a->node >= g->n_nodes || a->out < 0 || a->out >= g->nodes[a->node].n_outputs ||
-            a->first != a->node || a->last < a->first || a->last > g->n_nodes || a->size % 64 ||
+            a->first > a->node || /* an elided Concat's output starts with its first input */ a->last < a->first || a->last > g->n_nodes || a->size % 64 ||
             a->size > arena_bytes || a->offset > arena_bytes - a->size)
             return core_error(KILN_ERR_INVALID_MODEL, "memory plan: buffer %d (node %d output %d, %llu bytes at %llu) "
                               "does not fit the graph or the %zu-byte arena", i, (int)a->node, (int)a->out,
