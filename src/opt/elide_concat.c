@@ -3,8 +3,9 @@
  * Concat's output buffer, so the copy disappears. That holds when every dim before the
  * concat axis is 1 (each input is then one contiguous block of the output) and every input
  * is a distinct value produced by a single-output node and read by nothing but this Concat.
- * The runtime has no memory planner yet: the mark changes nothing at run time until the
- * planner (src/build/) assigns producers' outputs to offsets inside the Concat's buffer. */
+ * The activation memory planner (runtime/exec.c, rt_plan_elide_concats) then nests the
+ * inputs' buffers inside the Concat's, so producers write in place and the Concat kernels
+ * find every block already there. */
 #include "opt/rewrite.h"
 #include <string.h>
 
