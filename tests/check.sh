@@ -22,7 +22,10 @@ bash tests/golden/check.sh build/kiln 2>&1 | tee -a "$LOG"; [ "${PIPESTATUS[0]}"
 step "apps: kiln upscale with a runtime factor"
 bash tests/apps/test_upscale.sh build/kiln 2>&1 | tee -a "$LOG"; [ "${PIPESTATUS[0]}" = 0 ] || fail=1
 
-step "fuzz: ONNX loader (60 s)"
+step "ThreadSanitizer: contexts on one engine from several threads"
+bash tests/run_tsan.sh || fail=1
+
+step "fuzz: ONNX loader and plan reader (60 s)"
 bash tests/fuzz/run.sh "${KILN_FUZZ_SECONDS:-60}" || fail=1
 
 step "sanitizers: ASan + UBSan build"
