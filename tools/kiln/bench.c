@@ -35,7 +35,7 @@ void cli_bench_help(FILE *f)
             "usage: kiln bench MODEL [--input NAME=FILE]... [--shapes NAME:DIMS[,NAME:DIMS]...]\n"
             "                  [--threads N] [--warmup N] [--iterations N] [--duration S]\n"
             "                  [--json] [--profile] [--export-profile FILE.json] [--export-output FILE.npy]\n\n"
-            "Measures MODEL (.onnx) the way trtexec does: load time (model load + context\n"
+            "Measures MODEL (.onnx or .kplan) the way trtexec does: load time (model load + context\n"
             "creation), a warmup, then timed runs; prints latency min/median/mean/p90/p99/max,\n"
             "throughput, peak resident memory and the planned activation arena.\n"
             "  --input NAME=FILE   bind input NAME to a .npy or TensorProto .pb file. Inputs not\n"

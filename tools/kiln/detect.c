@@ -11,7 +11,7 @@ void cli_detect_help(FILE *f)
             "usage: kiln detect MODEL IMAGE... [--labels FILE] [--conf 0.25] [--iou 0.45]\n"
             "                   [--size 640] [-o OUT.png | --out-dir DIR] [--json]\n"
             "                   [--format auto|v5|v8] [--agnostic] [--max-det 300] [--threads N]\n\n"
-            "Detects objects with a YOLO-style model (.onnx). Each image is letterboxed to the\n"
+            "Detects objects with a YOLO-style model (.onnx or .kplan). Each image is letterboxed to the\n"
             "model's input size (--size when the model's is dynamic; pad 114), normalised to\n"
             "[0,1] RGB, run, decoded (v5: [1, boxes, 5+classes]; v8: [1, 4+classes, boxes];\n"
             "auto picks by shape), filtered by --conf, NMS'd per class (--agnostic: across\n"

@@ -19,7 +19,7 @@ void cli_run_help(FILE *f)
 {
     fprintf(f,
             "usage: kiln run MODEL [--input NAME=FILE]... [--output-dir DIR] [--threads N]\n\n"
-            "Runs MODEL (.onnx) once.\n"
+            "Runs MODEL (.onnx, or a .kplan from kiln build) once.\n"
             "  --input NAME=FILE   bind input NAME to FILE: a .npy array (C order, any\n"
             "                      standard numeric dtype or bool) or a TensorProto .pb file;\n"
             "                      the dtype must equal the model's. Every input without a\n"
