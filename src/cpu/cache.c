@@ -72,6 +72,10 @@ const float *cpu_cache_get(const float *w, size_t w_floats, int kind, const int6
 {
     *owned = false;
     if (n_params > CC_MAX_PARAMS) n_params = CC_MAX_PARAMS;
+    /* packings depend on the GEMM tile of the current microkernels (6x16 AVX2, 14x32
+     * AVX-512): the key carries it, so buffers of different layouts never mix */
+    const cpu_ukernels *uk = cpu_ukernels_get();
+    kind = (kind & 0xFF) | (uk->gemm_mr << 8 | uk->gemm_nr) << 8;
     uint64_t fp = cc_fingerprint(w, w_floats);
     size_t bkt = cc_bucket(w, kind);
     pthread_mutex_lock(&cc_mu);

@@ -43,9 +43,17 @@ float cpu_act_scalar(float x, cpu_act act, float a, float b);
 /* In-place activation over n contiguous floats (dispatched: AVX2 when available). */
 void cpu_act_apply(float *x, size_t n, cpu_act act, float a, float b);
 
-/* ---- microkernels and their dispatch ---------------------------------------------------- */
+/* ---- microkernels and their dispatch ----------------------------------------------------
+ * The GEMM tile (MR rows of A per packed panel, NR columns of B per packed panel) depends on
+ * the ISA: 6x16 for AVX2 and scalar, 14x32 for AVX-512. Packed buffers are only valid for the
+ * layout they were made with: the current one is cpu_ukernels_get()->gemm_mr / gemm_nr, and
+ * the weight cache keys include it. CPU_GEMM_MR / CPU_GEMM_NR name the AVX2/scalar layout. */
 #define CPU_GEMM_MR 6
 #define CPU_GEMM_NR 16
+#define CPU_GEMM_MR_AVX512 14
+#define CPU_GEMM_NR_AVX512 32
+#define CPU_GEMM_MR_MAX 16
+#define CPU_GEMM_NR_MAX 32
 
 /* Flags of a GEMM microkernel call. */
 #define CPU_UK_LOAD 1u  /* add the partial sum already in C (later K blocks) */
@@ -67,7 +75,8 @@ typedef void (*cpu_f32_dwconv_ukernel_fn)(const cpu_dwconv_params *p, const floa
                                           const float *resid, cpu_act act, float a, float b);
 
 typedef struct cpu_ukernels {
-    const char *isa; /* "avx2_fma", "scalar" */
+    const char *isa; /* "avx512", "avx2_fma", "scalar" */
+    int gemm_mr, gemm_nr; /* the f32_gemm tile and packed-panel layout */
     cpu_f32_gemm_ukernel_fn f32_gemm;
     cpu_f32_vact_fn f32_vact;
     cpu_f32_dwconv_ukernel_fn f32_dwconv; /* any KxK, stride, dilation */
@@ -77,6 +86,13 @@ typedef struct cpu_ukernels {
 const cpu_ukernels *cpu_ukernels_get(void);
 /* Force the scalar fallback on (for tests) or back to the detected ISA. */
 void cpu_ukernels_force_scalar(bool on);
+/* Force a table by ISA name ("avx512", "avx2" or "avx2_fma", "scalar"; NULL: back to the
+ * detected one). False (nothing changed) when this CPU lacks the ISA. For tests and benches:
+ * call it only while no kernel runs. The environment variable KILN_CPU_ISA=avx512|avx2|scalar
+ * caps the detected ISA the same way. */
+bool cpu_ukernels_force_isa(const char *isa);
+/* The ISAs this CPU can run, best first (names as in cpu_ukernels.isa); *n receives the count. */
+const char *const *cpu_ukernels_isas(int *n);
 
 void cpu_f32_gemm_ukernel_6x16__scalar(size_t mr, size_t nr, size_t kc, const float *a,
                                        const float *b, float *c, size_t ldc, unsigned flags,
@@ -84,7 +100,11 @@ void cpu_f32_gemm_ukernel_6x16__scalar(size_t mr, size_t nr, size_t kc, const fl
 void cpu_f32_gemm_ukernel_6x16__avx2_fma(size_t mr, size_t nr, size_t kc, const float *a,
                                          const float *b, float *c, size_t ldc, unsigned flags,
                                          const cpu_epilogue *ep);
+void cpu_f32_gemm_ukernel_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a,
+                                        const float *b, float *c, size_t ldc, unsigned flags,
+                                        const cpu_epilogue *ep);
 void cpu_f32_vact__scalar(float *x, size_t n, cpu_act act, float a, float b);
+void cpu_f32_vact__avx512(float *x, size_t n, cpu_act act, float a, float b);
 void cpu_f32_vact__avx2_fma(float *x, size_t n, cpu_act act, float a, float b);
 void cpu_f32_dwconv_ukernel__scalar(const cpu_dwconv_params *p, const float *x, const float *w,
                                     float bias, float *y, const float *resid, cpu_act act,
@@ -92,12 +112,17 @@ void cpu_f32_dwconv_ukernel__scalar(const cpu_dwconv_params *p, const float *x, 
 void cpu_f32_dwconv_ukernel__avx2_fma(const cpu_dwconv_params *p, const float *x,
                                       const float *w, float bias, float *y, const float *resid,
                                       cpu_act act, float a, float b);
+void cpu_f32_dwconv_ukernel__avx512(const cpu_dwconv_params *p, const float *x,
+                                    const float *w, float bias, float *y, const float *resid,
+                                    cpu_act act, float a, float b);
 
 /* ---- SGEMM ------------------------------------------------------------------------------
- * Packed layouts (whole matrices, made once for weights):
- *   A (M x K): ceil(M/6) panels of K*6 floats, panel p holds rows 6p..6p+5, k-major.
- *   B (K x N): ceil(N/16) panels of K*16 floats, panel p holds columns 16p..16p+15, k-major.
- * Padding rows/columns are zero. */
+ * Packed layouts (whole matrices, made once for weights), with MR x NR the current tile
+ * (cpu_ukernels_get()->gemm_mr / gemm_nr):
+ *   A (M x K): ceil(M/MR) panels of K*MR floats, panel p holds rows MR*p.., k-major.
+ *   B (K x N): ceil(N/NR) panels of K*NR floats, panel p holds columns NR*p.., k-major.
+ * Padding rows/columns are zero. A buffer packed under one table must be multiplied under
+ * the same table (cpu_sgemm uses the current one). */
 size_t cpu_sgemm_packed_a_floats(int64_t M, int64_t K);
 size_t cpu_sgemm_packed_b_floats(int64_t K, int64_t N);
 /* A element (i, k) is a[i*rsa + k*csa]; B element (k, j) is b[k*rsb + j*csb]. */

@@ -35,12 +35,31 @@ static const cpu_misc_ukernels cpu_misc_avx2 = {
     cpu_f32_lerp__avx2_fma,
     cpu_x32_transpose__avx2_fma,
 };
+
+/* AVX-512 where widening the AVX2 kernel pays (compute-bound rows); the bandwidth-bound ones
+ * keep their AVX2 kernels. */
+static const cpu_misc_ukernels cpu_misc_avx512 = {
+    "avx512",
+    cpu_f32_vchain__avx2_fma,
+    cpu_f32_vbinary__avx2_fma,
+    cpu_f32_vaccum__avx2_fma,
+    cpu_f32_hwindow__avx2_fma,
+    cpu_f32_sum__avx2_fma,
+    cpu_f32_max__avx2_fma,
+    cpu_f32_layernorm__avx2_fma,
+    cpu_f32_softmax__avx2_fma,
+    cpu_f32_scale_bias__avx2_fma,
+    cpu_f32_lerp__avx2_fma,
+    cpu_x32_transpose__avx2_fma,
+};
 #endif
 
 const cpu_misc_ukernels *cpu_misc_ukernels_get(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    if (!strcmp(cpu_ukernels_get()->isa, "avx2_fma")) return &cpu_misc_avx2;
+    const char *isa = cpu_ukernels_get()->isa;
+    if (!strcmp(isa, "avx512")) return &cpu_misc_avx512;
+    if (!strcmp(isa, "avx2_fma")) return &cpu_misc_avx2;
 #endif
     return &cpu_misc_scalar;
 }

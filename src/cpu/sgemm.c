@@ -1,47 +1,70 @@
-/* sgemm.c — the blocked FP32 GEMM driver: packs A into 6-row and B into 16-column panels
- * (or uses pre-packed ones), blocks for the caches (KC x NC of B, MC x KC of A), calls the
- * dispatched microkernel with the fused epilogue, and splits the output over threads. */
+/* sgemm.c — the blocked FP32 GEMM driver: packs A into MR-row and B into NR-column panels
+ * (or uses pre-packed ones; MR x NR is the dispatched microkernel's tile: 6x16 AVX2/scalar,
+ * 14x32 AVX-512), blocks for the caches (KC x NC of B, MC x KC of A), calls the microkernel
+ * with the fused epilogue, and splits the output over threads. */
 #include "cpu/cpu.h"
 #include <stdlib.h>
 #include <string.h>
 
-/* Tuned for Zen 3 (32 KB L1d, 512 KB L2): a 16-column B micropanel of KC rows (16 KB) stays in
- * L1 while the MC x KC A block (144 KB) streams from L2; the KC x NC B block lives in L3. */
-#define SG_KC 256
-#define SG_MC 144
-#define SG_NC 2048
+/* Cache blocking per tile layout. 6x16 (tuned on Zen 3, 32 KB L1d, 512 KB L2): a 16-column B
+ * micropanel of KC rows (16 KB) stays in L1 while the MC x KC A block (144 KB) streams from
+ * L2; the KC x NC B block lives in L3. 14x32 (Zen 4/5, 32-48 KB L1d, 1 MB L2): the 32-column
+ * micropanel of 256 rows is 32 KB, the A block of 168 rows 168 KB. */
+typedef struct sg_layout {
+    int64_t mr, nr, kc, mc, nc;
+} sg_layout;
 
-#define MR CPU_GEMM_MR
-#define NR CPU_GEMM_NR
+static sg_layout sg_layout_of(const cpu_ukernels *t)
+{
+    sg_layout l = {t->gemm_mr, t->gemm_nr, 256, 144, 2048};
+    if (t->gemm_nr >= 32) l.mc = t->gemm_mr * 12; /* KC 128..384 measured within noise */
+    return l;
+}
 
 static int64_t sg_min(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t sg_ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 size_t cpu_sgemm_packed_a_floats(int64_t M, int64_t K)
 {
-    return (size_t)sg_ceil(M, MR) * MR * (size_t)(K > 0 ? K : 1);
+    int64_t mr = cpu_ukernels_get()->gemm_mr;
+    return (size_t)sg_ceil(M, mr) * (size_t)mr * (size_t)(K > 0 ? K : 1);
 }
 
 size_t cpu_sgemm_packed_b_floats(int64_t K, int64_t N)
 {
-    return (size_t)sg_ceil(N, NR) * NR * (size_t)(K > 0 ? K : 1);
+    int64_t nr = cpu_ukernels_get()->gemm_nr;
+    return (size_t)sg_ceil(N, nr) * (size_t)nr * (size_t)(K > 0 ? K : 1);
+}
+
+/* One full panel of MR contiguous rows (csa == 1); MR is a constant where inlined. */
+static inline __attribute__((always_inline)) void sg_pack_a_full(const float *const *src, int64_t kc,
+                                                                 const int MR, float *d)
+{
+    for (int64_t k = 0; k < kc; k++, d += MR)
+        for (int r = 0; r < MR; r++) d[r] = src[r][k];
 }
 
 /* A rows [i0, i0+mc), depth [k0, k0+kc) into panels of kc*MR floats. */
 static void sg_pack_a_block(const float *a, int64_t rsa, int64_t csa, int64_t M, int64_t i0,
-                            int64_t mc, int64_t k0, int64_t kc, float *dst)
+                            int64_t mc, int64_t k0, int64_t kc, int64_t MR, float *dst)
 {
     for (int64_t p = 0; p < mc; p += MR) {
         int64_t rows = sg_min(MR, mc - p);
         if (i0 + p + rows > M) rows = M - (i0 + p);
+        if (rows < 0) rows = 0;
         float *d = dst + p * kc;
-        const float *src[MR];
+        const float *src[CPU_GEMM_MR_MAX];
         for (int r = 0; r < MR; r++) src[r] = r < rows ? a + (i0 + p + r) * rsa + k0 * csa : NULL;
-        if (rows == MR && csa == 1) {
-            for (int64_t k = 0; k < kc; k++) {
-                d[0] = src[0][k]; d[1] = src[1][k]; d[2] = src[2][k];
-                d[3] = src[3][k]; d[4] = src[4][k]; d[5] = src[5][k];
-                d += MR;
+        if (rows == MR && csa == 1 && MR == 6) {
+            sg_pack_a_full(src, kc, 6, d);
+        } else if (rows == MR && csa == 1 && MR == 14) {
+            sg_pack_a_full(src, kc, 14, d);
+        } else if (rsa == 1 && rows > 0) {
+            /* columns of A are contiguous: one copy per k */
+            const float *s0 = src[0];
+            for (int64_t k = 0; k < kc; k++, d += MR) {
+                memcpy(d, s0 + k * csa, (size_t)rows * sizeof(float));
+                for (int64_t r = rows; r < MR; r++) d[r] = 0.0f;
             }
         } else {
             for (int64_t k = 0; k < kc; k++) {
@@ -54,7 +77,7 @@ static void sg_pack_a_block(const float *a, int64_t rsa, int64_t csa, int64_t M,
 
 /* B columns [j0, j0+nc), depth [k0, k0+kc) of a strided matrix into panels of kc*NR. */
 static void sg_pack_b_matrix(const float *b, int64_t rsb, int64_t csb, int64_t k0, int64_t kc,
-                             int64_t j0, int64_t nc, float *dst)
+                             int64_t j0, int64_t nc, int64_t NR, float *dst)
 {
     for (int64_t p = 0; p < nc; p += NR) {
         int64_t cols = sg_min(NR, nc - p);
@@ -76,16 +99,16 @@ static void sg_pack_b_matrix(const float *b, int64_t rsb, int64_t csb, int64_t k
     }
 }
 
-/* The same for the implicit im2col operand of a convolution. A panel's 16 columns are split
+/* The same for the implicit im2col operand of a convolution. A panel's NR columns are split
  * into runs within one output row, so that stride-1 interior runs are plain copies. */
 static void sg_pack_b_im2col(const cpu_im2col *g, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
-                             float *dst)
+                             int64_t NR, float *dst)
 {
     const int64_t KHW = g->KH * g->KW;
     for (int64_t p = 0; p < nc; p += NR) {
         int64_t cols = sg_min(NR, nc - p);
         int64_t n0 = j0 + p;
-        int64_t seg_oy[NR], seg_ox[NR], seg_len[NR], seg_off[NR];
+        int64_t seg_oy[CPU_GEMM_NR_MAX], seg_ox[CPU_GEMM_NR_MAX], seg_len[CPU_GEMM_NR_MAX], seg_off[CPU_GEMM_NR_MAX];
         int nseg = 0;
         for (int64_t j = 0, oy = n0 / g->OW, ox = n0 % g->OW; j < cols; nseg++) {
             int64_t len = sg_min(cols - j, g->OW - ox);
@@ -138,7 +161,8 @@ void cpu_sgemm_pack_a_into(int64_t M, int64_t K, const float *a, int64_t rsa, in
         memset(dst, 0, cpu_sgemm_packed_a_floats(M, K) * sizeof(float));
         return;
     }
-    sg_pack_a_block(a, rsa, csa, M, 0, sg_ceil(M, MR) * MR, 0, K, dst);
+    int64_t MR = cpu_ukernels_get()->gemm_mr;
+    sg_pack_a_block(a, rsa, csa, M, 0, sg_ceil(M, MR) * MR, 0, K, MR, dst);
 }
 
 void cpu_sgemm_pack_b_into(int64_t K, int64_t N, const float *b, int64_t rsb, int64_t csb, float *dst)
@@ -147,7 +171,7 @@ void cpu_sgemm_pack_b_into(int64_t K, int64_t N, const float *b, int64_t rsb, in
         memset(dst, 0, cpu_sgemm_packed_b_floats(K, N) * sizeof(float));
         return;
     }
-    sg_pack_b_matrix(b, rsb, csb, 0, K, 0, N, dst);
+    sg_pack_b_matrix(b, rsb, csb, 0, K, 0, N, cpu_ukernels_get()->gemm_nr, dst);
 }
 
 float *cpu_sgemm_pack_a(int64_t M, int64_t K, const float *a, int64_t rsa, int64_t csa)
@@ -169,6 +193,7 @@ float *cpu_sgemm_pack_b(int64_t K, int64_t N, const float *b, int64_t rsb, int64
 typedef struct sg_job {
     const cpu_sgemm_args *g;
     cpu_f32_gemm_ukernel_fn uk;
+    sg_layout l;
     int64_t tm, tn;           /* task grid */
     int64_t m_panels, n_panels;
     int failed;               /* atomic: a task could not get scratch */
@@ -176,44 +201,47 @@ typedef struct sg_job {
 
 /* NC for a task of `rows` rows: with one MC block the packed B block is consumed right after
  * packing, so it is kept to ~256 KB (L2) instead of the L3-sized default. */
-static int64_t sg_nc(int64_t rows, int64_t K)
+static int64_t sg_nc(const sg_layout *l, int64_t rows, int64_t K)
 {
-    if (rows > SG_MC) return SG_NC;
-    int64_t kc = sg_min(SG_KC, K);
+    const int64_t NR = l->nr;
+    if (rows > l->mc) return l->nc;
+    int64_t kc = sg_min(l->kc, K);
     int64_t nc = ((int64_t)(256 * 1024 / sizeof(float)) / kc) / NR * NR;
-    return nc < 4 * NR ? 4 * NR : (nc > SG_NC ? SG_NC : nc);
+    return nc < 4 * NR ? 4 * NR : (nc > l->nc ? l->nc : nc);
 }
 
-static void sg_rect(const cpu_sgemm_args *g, cpu_f32_gemm_ukernel_fn uk, int64_t m0, int64_t m1,
-                    int64_t n0, int64_t n1, float *abuf, float *bbuf)
+static void sg_rect(const cpu_sgemm_args *g, cpu_f32_gemm_ukernel_fn uk, const sg_layout *l,
+                    int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *abuf, float *bbuf)
 {
-    const int64_t K = g->K;
-    const int64_t NCb = sg_nc(m1 - m0, K);
+    const int64_t K = g->K, MR = l->mr, NR = l->nr, KC = l->kc, MC = l->mc;
+    /* a pre-packed B needs no NC blocking (its panels are read in place, each once per A
+     * block either way); one block over all columns packs an unpacked A once per K block */
+    const int64_t NCb = g->b_kind == CPU_B_PACKED ? n1 - n0 : sg_nc(l, m1 - m0, K);
     for (int64_t jc = n0; jc < n1; jc += NCb) {
         int64_t nc = sg_min(NCb, n1 - jc);
-        for (int64_t pc = 0; pc < K; pc += SG_KC) {
-            int64_t kc = sg_min(SG_KC, K - pc);
+        for (int64_t pc = 0; pc < K; pc += KC) {
+            int64_t kc = sg_min(KC, K - pc);
             const float *bp;
             int64_t bstride;
             if (g->b_kind == CPU_B_PACKED) {
                 bp = g->b + (jc / NR) * K * NR + pc * NR;
                 bstride = K * NR;
             } else {
-                if (g->b_kind == CPU_B_IM2COL) sg_pack_b_im2col(&g->im2col, pc, kc, jc, nc, bbuf);
-                else sg_pack_b_matrix(g->b, g->rsb, g->csb, pc, kc, jc, nc, bbuf);
+                if (g->b_kind == CPU_B_IM2COL) sg_pack_b_im2col(&g->im2col, pc, kc, jc, nc, NR, bbuf);
+                else sg_pack_b_matrix(g->b, g->rsb, g->csb, pc, kc, jc, nc, NR, bbuf);
                 bp = bbuf;
                 bstride = kc * NR;
             }
             unsigned flags = (pc > 0 ? CPU_UK_LOAD : 0u) | (pc + kc == K ? CPU_UK_FINAL : 0u);
-            for (int64_t ic = m0; ic < m1; ic += SG_MC) {
-                int64_t mc = sg_min(SG_MC, m1 - ic);
+            for (int64_t ic = m0; ic < m1; ic += MC) {
+                int64_t mc = sg_min(MC, m1 - ic);
                 const float *ap;
                 int64_t astride;
                 if (g->a_packed) {
                     ap = g->a_packed + (ic / MR) * K * MR + pc * MR;
                     astride = K * MR;
                 } else {
-                    sg_pack_a_block(g->a, g->rsa, g->csa, g->M, ic, sg_ceil(mc, MR) * MR, pc, kc, abuf);
+                    sg_pack_a_block(g->a, g->rsa, g->csa, g->M, ic, sg_ceil(mc, MR) * MR, pc, kc, MR, abuf);
                     ap = abuf;
                     astride = kc * MR;
                 }
@@ -239,6 +267,8 @@ static void sg_task(void *arg, int64_t begin, int64_t end)
 {
     sg_job *job = arg;
     const cpu_sgemm_args *g = job->g;
+    const sg_layout *l = &job->l;
+    const int64_t MR = l->mr, NR = l->nr;
     for (int64_t t = begin; t < end; t++) {
         int64_t ti = t / job->tn, tj = t % job->tn;
         int64_t m0 = ti * job->m_panels / job->tm * MR, m1 = (ti + 1) * job->m_panels / job->tm * MR;
@@ -246,15 +276,15 @@ static void sg_task(void *arg, int64_t begin, int64_t end)
         if (m1 > g->M) m1 = g->M;
         if (n1 > g->N) n1 = g->N;
         if (m0 >= m1 || n0 >= n1) continue;
-        int64_t kc = sg_min(SG_KC, g->K);
+        int64_t kc = sg_min(l->kc, g->K);
         float *abuf = NULL, *bbuf = NULL;
-        if (!g->a_packed) abuf = cpu_alloc_floats((size_t)(sg_ceil(sg_min(SG_MC, m1 - m0), MR) * MR * kc));
+        if (!g->a_packed) abuf = cpu_alloc_floats((size_t)(sg_ceil(sg_min(l->mc, m1 - m0), MR) * MR * kc));
         if (g->b_kind != CPU_B_PACKED)
-            bbuf = cpu_alloc_floats((size_t)(sg_ceil(sg_min(sg_nc(m1 - m0, g->K), n1 - n0), NR) * NR * kc));
+            bbuf = cpu_alloc_floats((size_t)(sg_ceil(sg_min(sg_nc(l, m1 - m0, g->K), n1 - n0), NR) * NR * kc));
         if ((!g->a_packed && !abuf) || (g->b_kind != CPU_B_PACKED && !bbuf)) {
             __atomic_store_n(&job->failed, 1, __ATOMIC_RELAXED);
         } else {
-            sg_rect(g, job->uk, m0, m1, n0, n1, abuf, bbuf);
+            sg_rect(g, job->uk, l, m0, m1, n0, n1, abuf, bbuf);
         }
         free(abuf);
         free(bbuf);
@@ -281,7 +311,10 @@ kiln_status cpu_sgemm(const cpu_sgemm_args *g, core_threadpool *pool)
         sg_k0(g);
         return KILN_OK;
     }
-    sg_job job = {g, cpu_ukernels_get()->f32_gemm, 1, 1, sg_ceil(g->M, MR), sg_ceil(g->N, NR), 0};
+    const cpu_ukernels *t = cpu_ukernels_get();
+    sg_layout l = sg_layout_of(t);
+    const int64_t MR = l.mr, NR = l.nr;
+    sg_job job = {g, t->f32_gemm, l, 1, 1, sg_ceil(g->M, MR), sg_ceil(g->N, NR), 0};
     int64_t T = core_threadpool_size(pool);
     double work = (double)g->M * (double)g->N * (double)g->K;
     if (work < 65536.0) T = 1;
@@ -299,7 +332,9 @@ kiln_status cpu_sgemm(const cpu_sgemm_args *g, core_threadpool *pool)
             double rows = (double)sg_min(mp * MR, g->M), cols = (double)sg_min(np * NR, g->N);
             double cost = rows * cols * (double)g->K;
             if (g->b_kind != CPU_B_PACKED) cost += wb * cols * (double)g->K;
-            if (!g->a_packed) cost += 4.0 * rows * (double)g->K * (double)sg_ceil((int64_t)cols, SG_NC);
+            if (!g->a_packed)
+                cost += 4.0 * rows * (double)g->K *
+                        (g->b_kind == CPU_B_PACKED ? 1.0 : (double)sg_ceil((int64_t)cols, l.nc));
             if (best < 0 || cost < best) {
                 best = cost;
                 job.tm = tm;

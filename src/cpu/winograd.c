@@ -20,9 +20,12 @@ bool cpu_conv2d_winograd_eligible(const cpu_conv2d *g)
 bool cpu_conv2d_winograd_preferred(const cpu_conv2d *g)
 {
     /* the transforms cost about as much as the GEMMs when channels are few, and with few
-     * tiles the 36 GEMMs are too narrow for the 16-column microkernel */
+     * tiles the 36 GEMMs are too narrow for the 16-column microkernel. The 14x32 AVX-512
+     * GEMM is twice as fast while the transforms are not, so it wants twice the channels
+     * (measured on Zen 5: 32 channels on 160x160 0.74x of the GEMM path, 64 channels 1.1-1.2x) */
     int64_t tiles = ((g->OH + WO - 1) / WO) * ((g->OW + WO - 1) / WO);
-    return cpu_conv2d_winograd_eligible(g) && g->C >= 32 && g->M >= 32 && tiles >= 12;
+    int64_t min_ch = cpu_ukernels_get()->gemm_nr >= 32 ? 64 : 32;
+    return cpu_conv2d_winograd_eligible(g) && g->C >= min_ch && g->M >= min_ch && tiles >= 12;
 }
 
 /* ---- transformed weights (cached): 36 packed A matrices of Cout x Cin ---------------------- */
@@ -37,6 +40,7 @@ static void wg_weights_build(void *arg, float *dst)
     const wg_wctx *p = arg;
     const int64_t M = p->M, C = p->C;
     size_t per = cpu_sgemm_packed_a_floats(M, C);
+    const size_t MR = (size_t)cpu_ukernels_get()->gemm_mr; /* the packed layout of cpu_sgemm */
     memset(dst, 0, per * WN * sizeof(float));
     for (int64_t m = 0; m < M; m++)
         for (int64_t c = 0; c < C; c++) {
@@ -62,8 +66,7 @@ static void wg_weights_build(void *arg, float *dst)
                 u[i][4] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
                 u[i][5] = g2;
             }
-            size_t off = (size_t)(m / CPU_GEMM_MR) * (size_t)C * CPU_GEMM_MR + (size_t)c * CPU_GEMM_MR +
-                         (size_t)(m % CPU_GEMM_MR);
+            size_t off = (size_t)m / MR * (size_t)C * MR + (size_t)c * MR + (size_t)m % MR;
             for (int x = 0; x < WN; x++) dst[(size_t)x * per + off] = u[x / WT][x % WT];
         }
 }
@@ -82,14 +85,25 @@ typedef struct wg_job {
     const cpu_epilogue *act;
     int64_t tw, t0, tt;   /* tiles per row, first tile, tiles in this chunk */
     int failed;
+    int64_t vs, ms;       /* float stride between the 36 planes of v and of mm */
 } wg_job;
+
+/* Stride of the 36 transform planes of rows x tt floats: a whole number of cache lines, odd,
+ * so the 36 streams a tile writes (and the output stage reads) fall in different L1 sets.
+ * With a multiple of 4 KB they all alias one set and every access misses (3x slower). */
+static int64_t wg_plane_stride(int64_t rows, int64_t tt)
+{
+    int64_t lines = (rows * tt + 15) / 16;
+    if (lines % 2 == 0) lines++;
+    return lines * 16;
+}
 
 /* V = B^T d B for every tile of channels [begin, end). */
 static void wg_input(void *arg, int64_t begin, int64_t end)
 {
     const wg_job *j = arg;
     const cpu_conv2d *g = j->g;
-    const int64_t H = g->H, W = g->W, tt = j->tt, C = g->C;
+    const int64_t H = g->H, W = g->W, tt = j->tt;
     for (int64_t c = begin; c < end; c++) {
         const float *plane = j->x + c * H * W;
         for (int64_t t = 0; t < tt; t++) {
@@ -120,7 +134,7 @@ static void wg_input(void *arg, int64_t begin, int64_t end)
             }
             /* V = s B (columns), scattered to [36][C][tt] */
             float *vo = j->v + c * tt + t;
-            const int64_t xs = C * tt;
+            const int64_t xs = j->vs;
             for (int r = 0; r < WT; r++) {
                 float d0 = s[r][0], d1 = s[r][1], d2 = s[r][2], d3 = s[r][3], d4 = s[r][4], d5 = s[r][5];
                 float *o = vo + (int64_t)(r * WT) * xs;
@@ -149,10 +163,10 @@ static void wg_gemm(void *arg, int64_t begin, int64_t end)
         a.K = g->C;
         a.a_packed = j->u + (size_t)x * per;
         a.b_kind = CPU_B_MATRIX;
-        a.b = j->v + x * g->C * j->tt;
+        a.b = j->v + x * j->vs;
         a.rsb = j->tt;
         a.csb = 1;
-        a.c = j->mm + x * g->M * j->tt;
+        a.c = j->mm + x * j->ms;
         a.ldc = j->tt;
         a.ep = cpu_epilogue_none();
         if (cpu_sgemm(&a, NULL)) __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
@@ -164,7 +178,7 @@ static void wg_output(void *arg, int64_t begin, int64_t end)
 {
     const wg_job *j = arg;
     const cpu_conv2d *g = j->g;
-    const int64_t OH = g->OH, OW = g->OW, tt = j->tt, M = g->M;
+    const int64_t OH = g->OH, OW = g->OW, tt = j->tt;
     const cpu_epilogue *e = j->act;
     for (int64_t m = begin; m < end; m++) {
         float b = j->bias ? j->bias[m] : 0.0f;
@@ -173,7 +187,7 @@ static void wg_output(void *arg, int64_t begin, int64_t end)
         for (int64_t t = 0; t < tt; t++) {
             int64_t tile = j->t0 + t, ty = tile / j->tw, tx = tile % j->tw;
             const float *mi = j->mm + m * tt + t;
-            const int64_t xs = M * tt;
+            const int64_t xs = j->ms;
             float s[WO][WT], o[WO][WO];
             /* s = A^T M (rows) */
             for (int q = 0; q < WT; q++) {
@@ -233,7 +247,8 @@ kiln_status cpu_conv2d_winograd(const cpu_conv2d *g, const float *x, const float
     int64_t tt_max = (int64_t)(((size_t)4 << 20) / (sizeof(float) * WN * (size_t)(C + M)));
     tt_max = tt_max < 16 ? 16 : (tt_max / 16) * 16;
     if (tt_max > T) tt_max = T;
-    float *v = cpu_alloc_floats((size_t)(WN * C * tt_max)), *mm = cpu_alloc_floats((size_t)(WN * M * tt_max));
+    float *v = cpu_alloc_floats((size_t)(WN * wg_plane_stride(C, tt_max)));
+    float *mm = cpu_alloc_floats((size_t)(WN * wg_plane_stride(M, tt_max)));
     kiln_status st = KILN_OK;
     if (!v || !mm) st = core_oom();
     int threads = core_threadpool_size(pool);
@@ -241,7 +256,9 @@ kiln_status cpu_conv2d_winograd(const cpu_conv2d *g, const float *x, const float
         for (int64_t t0 = 0; t0 < T && !st; t0 += tt_max) {
             wg_job j = {g, x + n * C * g->H * g->W, u, v, mm, y + n * M * g->OH * g->OW,
                         resid ? resid + n * M * g->OH * g->OW : NULL, bias, act, tw, t0,
-                        T - t0 < tt_max ? T - t0 : tt_max, 0};
+                        T - t0 < tt_max ? T - t0 : tt_max, 0, 0, 0};
+            j.vs = wg_plane_stride(C, j.tt);
+            j.ms = wg_plane_stride(M, j.tt);
             if (threads > 1) {
                 core_threadpool_parallel_for(pool, C, 0, wg_input, &j);
                 core_threadpool_parallel_for(pool, WN, 1, wg_gemm, &j);

@@ -141,6 +141,18 @@ static void test_gemm(core_threadpool *pool2)
         test_gemm_case(150, 2100, 300, false, false, p, 1, true, CPU_ACT_RELU, 1.0f, pool2);
         test_gemm_case(97, 33, 520, p & 1, p & 2, p, 2, false, CPU_ACT_NONE, 1.0f, pool2);
     }
+    test_gemm_case(400, 300, 600, false, false, 1, 1, true, CPU_ACT_SILU, 1.0f, pool2); /* > MC rows */
+    test_gemm_case(200, 700, 300, true, false, 2, 2, true, CPU_ACT_GELU, 1.0f, pool2);
+    test_gemm_case(200, 700, 300, false, true, 2, 1, false, CPU_ACT_NONE, 1.0f, NULL);
+    /* every edge tile of the 6x16 and 14x32 kernels: row counts 1..29, column counts around
+     * the 16-lane vectors */
+    static const int64_t en[] = {1, 15, 16, 17, 31, 32, 33, 47};
+    for (int64_t m = 1; m <= 29; m++)
+        for (int ni = 0; ni < 8; ni++) {
+            int v = (int)m * 8 + ni;
+            test_gemm_case(m, en[ni], 1 + v % 6, false, false, v % 4, v % 3, v % 2 == 0,
+                           acts[v % N_ACTS], 1.0f, NULL);
+        }
     test_gemm_case(6, 16, 0, false, false, 0, 1, true, CPU_ACT_RELU, 1.0f, NULL); /* K = 0 */
     for (int a = 0; a < N_ACTS; a++) test_gemm_case(13, 37, 9, false, false, 2, 2, true, acts[a], 1.0f, pool2);
 }
@@ -280,13 +292,21 @@ static void test_acts(void)
 int main(void)
 {
     core_threadpool *pool2 = core_threadpool_create(2);
-    for (int isa = 0; isa < 2; isa++) {
-        cpu_ukernels_force_scalar(isa == 1);
+    /* every case on each ISA this CPU has (avx512, avx2_fma, scalar) */
+    int n_isa = 0;
+    const char *const *isas = cpu_ukernels_isas(&n_isa);
+    for (int isa = 0; isa < n_isa; isa++) {
+        if (!cpu_ukernels_force_isa(isas[isa])) {
+            check(false, "cpu_ukernels_force_isa refused a listed ISA");
+            continue;
+        }
+        printf("ISA %s (GEMM tile %dx%d)\n", cpu_ukernels_get()->isa, cpu_ukernels_get()->gemm_mr,
+               cpu_ukernels_get()->gemm_nr);
         test_acts();
         test_gemm(pool2);
         test_conv(pool2);
     }
-    cpu_ukernels_force_scalar(false);
+    cpu_ukernels_force_isa(NULL);
     cpu_cache_clear();
     core_threadpool_destroy(pool2);
     printf("%d passed, %d failed\n", passed, failed);

@@ -171,8 +171,10 @@ static void run_case(const char *line, ir_model *ref, ir_model *fast, core_threa
     kiln_status s_ref = rt_graph_run(ref->graph, bind, o_ref);
     char ref_err[256];
     snprintf(ref_err, sizeof ref_err, "%s", s_ref ? core_error_text() : "");
-    for (int isa = 0; isa < 2; isa++) {
-        cpu_ukernels_force_scalar(isa == 1);
+    int n_isa = 0;
+    const char *const *isas = cpu_ukernels_isas(&n_isa);
+    for (int isa = 0; isa < n_isa; isa++) {
+        cpu_ukernels_force_isa(isas[isa]);
         for (int th = 0; th < 2; th++) {
             core_value *o_fast[4] = {0};
             kiln_status s_fast = rt_graph_run_pool(fast->graph, th ? pool2 : NULL, bind, o_fast);
@@ -185,13 +187,13 @@ static void run_case(const char *line, ir_model *ref, ir_model *fast, core_threa
             if (ok) passed++;
             else {
                 failed++;
-                printf("FAIL line %d [%s, %d thread%s]: %s: %s\n", lineno, isa ? "scalar" : cpu_ukernels_get()->isa,
+                printf("FAIL line %d [%s, %d thread%s]: %s: %s\n", lineno, cpu_ukernels_get()->isa,
                        th ? 2 : 1, th ? "s" : "", line, why);
             }
             for (int o = 0; o < 4; o++) core_value_release(o_fast[o]);
         }
     }
-    cpu_ukernels_force_scalar(false);
+    cpu_ukernels_force_isa(NULL);
     for (int o = 0; o < 4; o++) core_value_release(o_ref[o]);
 done:
     for (int i = 0; i < MAX_IN; i++) core_value_release(in[i]);
