@@ -211,5 +211,10 @@ size_t cpu_cache_bytes(void);
 
 /* 64-byte aligned allocation (free with free()); NULL on overflow/OOM. */
 float *cpu_alloc_floats(size_t n);
+/* Scratch of at least n floats (64-byte aligned) owned by the calling thread, reused by
+ * later calls with the same slot (CPU_SCRATCH_*); valid until this thread asks for the same
+ * slot again. NULL on OOM. Never free it. */
+float *cpu_scratch_floats(int slot, size_t n);
+enum { CPU_SCRATCH_GEMM_A = 0, CPU_SCRATCH_GEMM_B = 1, CPU_SCRATCH_WINO_V = 2, CPU_SCRATCH_WINO_M = 3 };
 
 #endif /* KILN_CPU_H */

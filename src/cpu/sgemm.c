@@ -278,16 +278,15 @@ static void sg_task(void *arg, int64_t begin, int64_t end)
         if (m0 >= m1 || n0 >= n1) continue;
         int64_t kc = sg_min(l->kc, g->K);
         float *abuf = NULL, *bbuf = NULL;
-        if (!g->a_packed) abuf = cpu_alloc_floats((size_t)(sg_ceil(sg_min(l->mc, m1 - m0), MR) * MR * kc));
+        if (!g->a_packed) abuf = cpu_scratch_floats(CPU_SCRATCH_GEMM_A, (size_t)(sg_ceil(sg_min(l->mc, m1 - m0), MR) * MR * kc));
         if (g->b_kind != CPU_B_PACKED)
-            bbuf = cpu_alloc_floats((size_t)(sg_ceil(sg_min(sg_nc(l, m1 - m0, g->K), n1 - n0), NR) * NR * kc));
+            bbuf = cpu_scratch_floats(CPU_SCRATCH_GEMM_B,
+                                      (size_t)(sg_ceil(sg_min(sg_nc(l, m1 - m0, g->K), n1 - n0), NR) * NR * kc));
         if ((!g->a_packed && !abuf) || (g->b_kind != CPU_B_PACKED && !bbuf)) {
             __atomic_store_n(&job->failed, 1, __ATOMIC_RELAXED);
         } else {
             sg_rect(g, job->uk, l, m0, m1, n0, n1, abuf, bbuf);
         }
-        free(abuf);
-        free(bbuf);
     }
 }
 

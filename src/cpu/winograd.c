@@ -247,8 +247,8 @@ kiln_status cpu_conv2d_winograd(const cpu_conv2d *g, const float *x, const float
     int64_t tt_max = (int64_t)(((size_t)4 << 20) / (sizeof(float) * WN * (size_t)(C + M)));
     tt_max = tt_max < 16 ? 16 : (tt_max / 16) * 16;
     if (tt_max > T) tt_max = T;
-    float *v = cpu_alloc_floats((size_t)(WN * wg_plane_stride(C, tt_max)));
-    float *mm = cpu_alloc_floats((size_t)(WN * wg_plane_stride(M, tt_max)));
+    float *v = cpu_scratch_floats(CPU_SCRATCH_WINO_V, (size_t)(WN * wg_plane_stride(C, tt_max)));
+    float *mm = cpu_scratch_floats(CPU_SCRATCH_WINO_M, (size_t)(WN * wg_plane_stride(M, tt_max)));
     kiln_status st = KILN_OK;
     if (!v || !mm) st = core_oom();
     int threads = core_threadpool_size(pool);
@@ -271,8 +271,7 @@ kiln_status cpu_conv2d_winograd(const cpu_conv2d *g, const float *x, const float
             if (j.failed) st = core_oom();
         }
     }
-    free(v);
-    free(mm);
+
     if (owned) free((void *)u);
     return st;
 }
