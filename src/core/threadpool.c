@@ -1,25 +1,47 @@
-/* threadpool.c — worker threads that split a loop into tiles; the caller takes part. */
+/* threadpool.c — worker threads that split a loop into tiles; the caller takes part.
+ * Between jobs a worker spins for a short while (jobs of one inference come every few
+ * microseconds, and a futex wake-up costs more than that) and then sleeps on a condition
+ * variable, so an idle pool uses no CPU. */
 #include "core/threadpool.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define POOL_PAUSE() _mm_pause()
+#else
+#define POOL_PAUSE() ((void)0)
+#endif
+
+/* How long an idle thread polls before sleeping. */
+#define POOL_SPIN_NS 100000L
 
 struct core_threadpool {
     int n_threads;
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
-    /* the current job */
+    /* the current job; written by the caller before `generation` is bumped */
     void (*fn)(void *, int64_t, int64_t);
     void *arg;
     int64_t n, tile, n_tiles;
     int64_t next_tile;     /* atomic: next tile to take */
-    int active;            /* workers still inside the current job */
-    uint64_t generation;   /* bumps when a job is posted */
-    bool stop;
+    int active;            /* atomic: workers still inside the current job */
+    uint64_t generation;   /* atomic: bumped when a job is posted */
+    int sleepers;          /* under mu: workers waiting on work_cv */
+    bool caller_waiting;   /* under mu: the caller waits on done_cv */
+    bool stop;             /* atomic */
 };
+
+static int64_t pool_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void pool_work(core_threadpool *p)
 {
@@ -32,21 +54,39 @@ static void pool_work(core_threadpool *p)
     }
 }
 
+/* Wait until the generation differs from `seen` (or stop); spin first, then sleep. */
+static void pool_wait_work(core_threadpool *p, uint64_t seen)
+{
+    int64_t until = pool_now_ns() + POOL_SPIN_NS;
+    for (int i = 0;; i++) {
+        if (__atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) != seen || __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+            return;
+        POOL_PAUSE();
+        if ((i & 255) == 255 && pool_now_ns() > until) break;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->sleepers++;
+    while (__atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) == seen && !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+        pthread_cond_wait(&p->work_cv, &p->mu);
+    p->sleepers--;
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void *pool_main(void *arg)
 {
     core_threadpool *p = arg;
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
-        if (p->stop) break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
+        pool_wait_work(p, seen);
+        if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) break;
+        seen = __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE);
         pool_work(p);
-        pthread_mutex_lock(&p->mu);
-        if (--p->active == 0) pthread_cond_signal(&p->done_cv);
+        if (__atomic_sub_fetch(&p->active, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&p->mu);
+            if (p->caller_waiting) pthread_cond_signal(&p->done_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -78,7 +118,7 @@ void core_threadpool_destroy(core_threadpool *p)
 {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->stop = true;
+    __atomic_store_n(&p->stop, true, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; p->threads && i < p->n_threads - 1; i++) pthread_join(p->threads[i], NULL);
@@ -102,21 +142,30 @@ void core_threadpool_parallel_for(core_threadpool *p, int64_t n, int64_t tile,
     }
     int64_t n_tiles = (n + tile - 1) / tile;
     if (n_tiles == 1) { fn(arg, 0, n); return; }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
     p->n = n;
     p->tile = tile;
     p->n_tiles = n_tiles;
-    p->next_tile = 0;
-    p->active = p->n_threads - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->work_cv);
+    __atomic_store_n(&p->next_tile, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->active, p->n_threads - 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->generation, 1, __ATOMIC_RELEASE); /* publishes the job */
+    pthread_mutex_lock(&p->mu);
+    if (p->sleepers > 0) pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     pool_work(p);
-    pthread_mutex_lock(&p->mu);
-    while (p->active > 0) pthread_cond_wait(&p->done_cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    int64_t until = pool_now_ns() + POOL_SPIN_NS;
+    for (int i = 0; __atomic_load_n(&p->active, __ATOMIC_ACQUIRE) > 0; i++) {
+        POOL_PAUSE();
+        if ((i & 255) == 255 && pool_now_ns() > until) {
+            pthread_mutex_lock(&p->mu);
+            p->caller_waiting = true;
+            while (__atomic_load_n(&p->active, __ATOMIC_ACQUIRE) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+            p->caller_waiting = false;
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+    }
 }
 
 int core_physical_cores(void)
