@@ -38,7 +38,7 @@ P=$(awk '/^unit: [0-9]+ passed/ {p+=$2} /^[0-9]+ passed, [0-9]+ failed$/ {p+=$1}
 F=$(awk '/^unit: [0-9]+ passed/ {f+=$4} /^REGRESSION:/ {f++} /^FAIL / {f++} END {print f+0}' "$LOG")
 K=$(awk '/^[0-9]+ passed, [0-9]+ failed$/ && prev ~ /^light:/ {k+=$3} {prev=$0} END {print k+0}' "$LOG")
 echo
-echo "known conformance gaps outside the baseline (per conformance run): $K; see docs/conformance.md"
+echo "known conformance gaps outside the baseline, summed over the plain and sanitizer runs: $K; see docs/conformance.md"
 if [ $fail -ne 0 ]; then
   echo "make check: FAILED"
   echo "check: $((P > F ? P - F : 0)) passed, $((F > 0 ? F : 1)) failed"
