@@ -54,24 +54,6 @@ static kiln_status cpu_ops_oom(const ops_ctx *c)
 
 /* ---- Conv / FusedConv ----------------------------------------------------------------------- */
 
-/* Reads an ints attribute of exactly n values in [minval, INT32_MAX]; false otherwise. */
-static bool cpu_ops_ints(const ops_ctx *c, const char *name, int n, int64_t dflt, int64_t minval,
-                         int64_t *out)
-{
-    int64_t cnt = 0;
-    const int64_t *v = ops_attr_ints(c, name, &cnt);
-    if (!v) {
-        for (int i = 0; i < n; i++) out[i] = dflt;
-        return true;
-    }
-    if (cnt != n) return false;
-    for (int i = 0; i < n; i++) {
-        if (v[i] < minval || v[i] > INT32_MAX) return false;
-        out[i] = v[i];
-    }
-    return true;
-}
-
 /* The 2-D geometry of a 1-D or 2-D Conv node; false for anything the fast path leaves to the
  * reference kernel (which also reports the errors). */
 static bool cpu_ops_conv_geom(const ops_ctx *c, const core_tensor *x, const core_tensor *w,
@@ -83,8 +65,8 @@ static bool cpu_ops_conv_geom(const ops_ctx *c, const core_tensor *x, const core
     int64_t ks[2], st[2], dl[2], pads[4], in[2], k[2], out[2], pb[2];
     int64_t G = ops_attr_int(c, "group", 1);
     if (G < 1 || G > INT32_MAX) return false;
-    if (!cpu_ops_ints(c, "kernel_shape", nsp, 0, 1, ks) || !cpu_ops_ints(c, "strides", nsp, 1, 1, st) ||
-        !cpu_ops_ints(c, "dilations", nsp, 1, 1, dl) || !cpu_ops_ints(c, "pads", 2 * nsp, 0, 0, pads))
+    if (!ops_attr_ints_n(c, "kernel_shape", nsp, 0, 1, ks) || !ops_attr_ints_n(c, "strides", nsp, 1, 1, st) ||
+        !ops_attr_ints_n(c, "dilations", nsp, 1, 1, dl) || !ops_attr_ints_n(c, "pads", 2 * nsp, 0, 0, pads))
         return false;
     bool has_ks = ops_has_attr(c, "kernel_shape");
     const char *ap = ops_attr_string(c, "auto_pad", "NOTSET");

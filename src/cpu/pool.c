@@ -3,29 +3,13 @@
  * a padded row buffer, then windows are reduced along it; plus GlobalAverage/MaxPool. Threaded
  * over output rows. Indices outputs, other ranks and dtypes go to the reference. */
 #include "cpu/cpu_misc.h"
+#include "ops/util.h"
 #include <math.h>
 #include <string.h>
 
 typedef struct pl_geom {
     int64_t N, C, H, W, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL, PB, PR;
 } pl_geom;
-
-/* Reads an ints attribute of n values in [minval, INT32_MAX] (absent: dflt). */
-static bool pl_ints(const ops_ctx *c, const char *name, int n, int64_t dflt, int64_t minval, int64_t *out)
-{
-    int64_t cnt = 0;
-    const int64_t *v = ops_attr_ints(c, name, &cnt);
-    if (!v) {
-        for (int i = 0; i < n; i++) out[i] = dflt;
-        return true;
-    }
-    if (cnt != n) return false;
-    for (int i = 0; i < n; i++) {
-        if (v[i] < minval || v[i] > INT32_MAX) return false;
-        out[i] = v[i];
-    }
-    return true;
-}
 
 /* Valid taps of output position o along one dim: [lo, lo + n). */
 static void pl_taps(int64_t o, int64_t s, int64_t p, int64_t d, int64_t k, int64_t in, int64_t *lo,
@@ -48,8 +32,8 @@ static bool pl_geom_init(const ops_ctx *c, const core_tensor *x, pl_geom *g)
     int nsp = x->ndim - 2;
     int64_t k[2], s[2], d[2], pads[4], in[2], out[2], pb[2], pe[2];
     if (!ops_has_attr(c, "kernel_shape")) return false;
-    if (!pl_ints(c, "kernel_shape", nsp, 1, 1, k) || !pl_ints(c, "strides", nsp, 1, 1, s) ||
-        !pl_ints(c, "dilations", nsp, 1, 1, d) || !pl_ints(c, "pads", 2 * nsp, 0, 0, pads))
+    if (!ops_attr_ints_n(c, "kernel_shape", nsp, 1, 1, k) || !ops_attr_ints_n(c, "strides", nsp, 1, 1, s) ||
+        !ops_attr_ints_n(c, "dilations", nsp, 1, 1, d) || !ops_attr_ints_n(c, "pads", 2 * nsp, 0, 0, pads))
         return false;
     bool ceil_mode = ops_attr_int(c, "ceil_mode", 0) != 0;
     const char *ap = ops_attr_string(c, "auto_pad", "NOTSET");

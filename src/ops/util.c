@@ -135,3 +135,19 @@ void ops_store_f32(core_tensor *t, const float *src, int64_t n)
         for (int64_t i = 0; i < n; i++) core_store_f64(t->dtype, t->data, i, src[i]);
     }
 }
+
+bool ops_attr_ints_n(const ops_ctx *c, const char *name, int n, int64_t dflt, int64_t minval, int64_t *out)
+{
+    int64_t cnt = 0;
+    const int64_t *v = ops_attr_ints(c, name, &cnt);
+    if (!v) {
+        for (int i = 0; i < n; i++) out[i] = dflt;
+        return true;
+    }
+    if (cnt != n) return false;
+    for (int i = 0; i < n; i++) {
+        if (v[i] < minval || v[i] > INT32_MAX) return false;
+        out[i] = v[i];
+    }
+    return true;
+}

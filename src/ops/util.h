@@ -39,4 +39,8 @@ float *ops_tensor_f32(const core_tensor *t, bool *owned);
 /* Store n floats into t from element 0, rounding to t's dtype (src may alias FLOAT data). */
 void ops_store_f32(core_tensor *t, const float *src, int64_t n);
 
+/* An ints attribute of exactly n values, each in [minval, INT32_MAX] (absent: n copies of
+ * dflt); false when it has another count or a value out of range. */
+bool ops_attr_ints_n(const ops_ctx *c, const char *name, int n, int64_t dflt, int64_t minval, int64_t *out);
+
 #endif
