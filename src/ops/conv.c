@@ -516,25 +516,43 @@ static kiln_status conv_compute(const ops_ctx *c, const conv_geom *g, const core
     return st;
 }
 
-static kiln_status conv_run(ops_ctx *c)
+/* Shared start of Conv and ConvTranspose: check X, W, B, work out the geometry with
+ * `geom_init`, allocate Y. *y is NULL (and KILN_OK returned) when Y is empty. */
+static kiln_status conv_begin(ops_ctx *c,
+                              kiln_status (*geom_init)(const ops_ctx *, const core_tensor *, const core_tensor *, conv_geom *),
+                              const core_tensor **xo, const core_tensor **wo, const core_tensor **bo, conv_geom *g,
+                              core_tensor **yo)
 {
     const core_tensor *x = ops_input(c, 0), *w = ops_input(c, 1), *b = ops_input(c, 2);
+    *yo = NULL;
     if (!x || !w) return ops_error(c, KILN_ERR_INVALID_MODEL, "inputs X and W are required");
     kiln_status st;
     if ((st = conv_check_float(c, x, "input X", KILN_DTYPE_UNDEFINED)) ||
         (st = conv_check_float(c, w, "weight W", x->dtype)) ||
         (st = conv_check_float(c, b, "bias B", x->dtype)))
         return st;
-    conv_geom g;
-    if ((st = conv_geom_init(c, x, w, &g))) return st;
-    if (b && b->numel != g.M)
+    if ((st = geom_init(c, x, w, g))) return st;
+    if (b && b->numel != g->M)
         return ops_error(c, KILN_ERR_SHAPE, "bias has %lld values, expected %lld",
-                         (long long)b->numel, (long long)g.M);
-    int64_t yd[KILN_MAX_DIMS] = {g.N, g.M};
-    for (int i = 0; i < g.nsp; i++) yd[2 + i] = g.out[i];
+                         (long long)b->numel, (long long)g->M);
+    int64_t yd[KILN_MAX_DIMS] = {g->N, g->M};
+    for (int i = 0; i < g->nsp; i++) yd[2 + i] = g->out[i];
     core_tensor *y = ops_output(c, 0, x->dtype, x->ndim, yd);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
-    if (y->numel == 0) return KILN_OK;
+    *xo = x;
+    *wo = w;
+    *bo = b;
+    if (y->numel) *yo = y;
+    return KILN_OK;
+}
+
+static kiln_status conv_run(ops_ctx *c)
+{
+    const core_tensor *x, *w, *b;
+    core_tensor *y;
+    conv_geom g;
+    kiln_status st = conv_begin(c, conv_geom_init, &x, &w, &b, &g, &y);
+    if (st || !y) return st;
     return conv_compute(c, &g, x, w, b, y);
 }
 
@@ -683,23 +701,11 @@ DEFINE_CONVT_FORWARD(f64, double)
 
 static kiln_status convt_run(ops_ctx *c)
 {
-    const core_tensor *x = ops_input(c, 0), *w = ops_input(c, 1), *b = ops_input(c, 2);
-    if (!x || !w) return ops_error(c, KILN_ERR_INVALID_MODEL, "inputs X and W are required");
-    kiln_status st;
-    if ((st = conv_check_float(c, x, "input X", KILN_DTYPE_UNDEFINED)) ||
-        (st = conv_check_float(c, w, "weight W", x->dtype)) ||
-        (st = conv_check_float(c, b, "bias B", x->dtype)))
-        return st;
+    const core_tensor *x, *w, *b;
+    core_tensor *y;
     conv_geom g;
-    if ((st = convt_geom_init(c, x, w, &g))) return st;
-    if (b && b->numel != g.M)
-        return ops_error(c, KILN_ERR_SHAPE, "bias has %lld values, expected %lld",
-                         (long long)b->numel, (long long)g.M);
-    int64_t yd[KILN_MAX_DIMS] = {g.N, g.M};
-    for (int i = 0; i < g.nsp; i++) yd[2 + i] = g.out[i];
-    core_tensor *y = ops_output(c, 0, x->dtype, x->ndim, yd);
-    if (!y) return KILN_ERR_OUT_OF_MEMORY;
-    if (y->numel == 0) return KILN_OK;
+    kiln_status st = conv_begin(c, convt_geom_init, &x, &w, &b, &g, &y);
+    if (st || !y) return st;
     if (x->dtype == KILN_DTYPE_DOUBLE) {
         st = convt_forward_f64(&g, x->data, w->data, b ? b->data : NULL, y->data);
         return st ? conv_oom(c) : KILN_OK;
