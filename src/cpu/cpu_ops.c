@@ -1,7 +1,7 @@
 /* cpu_ops.c — the CPU backend's operator table (backend 1): float32 Conv, MatMul, Gemm and
  * the fused ai.kiln ops on the fast kernels; every other configuration goes to the reference
  * kernel through ops_run_reference. */
-#include "cpu/cpu.h"
+#include "cpu/cpu_ops_util.h"
 #include "ops/ops.h"
 #include "ops/util.h"
 #include <math.h>
@@ -11,7 +11,7 @@
 /* ---- fused activation attributes ------------------------------------------------------------ */
 
 /* Reads `activation` / `activation_params`; false when the activation is unknown. */
-static bool cpu_ops_activation(const ops_ctx *c, cpu_epilogue *ep)
+bool cpu_ops_activation(const ops_ctx *c, cpu_epilogue *ep)
 {
     const char *s = ops_attr_string(c, "activation", "");
     int64_t np = 0;
@@ -35,19 +35,19 @@ static bool cpu_ops_activation(const ops_ctx *c, cpu_epilogue *ep)
     return true;
 }
 
-static bool cpu_ops_f32(const core_tensor *t) { return !t || t->dtype == KILN_DTYPE_FLOAT; }
+bool cpu_ops_f32(const core_tensor *t) { return !t || t->dtype == KILN_DTYPE_FLOAT; }
 
 /* Whether input i looks like a weight worth keeping packed in the cache: an initializer
  * (named tensor) or a value also held by the graph (a folded constant). Activations are
  * anonymous and held only by the executor's frame, so they never fill the cache. */
-static bool cpu_ops_cacheable(const ops_ctx *c, int i)
+bool cpu_ops_cacheable(const ops_ctx *c, int i)
 {
     const core_value *v = ops_input_value(c, i);
     if (!v || v->kind != CORE_VALUE_TENSOR || !v->tensor) return false;
     return v->tensor->name != NULL || __atomic_load_n(&v->refcount, __ATOMIC_RELAXED) >= 2;
 }
 
-static kiln_status cpu_ops_oom(const ops_ctx *c)
+kiln_status cpu_ops_oom(const ops_ctx *c)
 {
     return ops_error(c, KILN_ERR_OUT_OF_MEMORY, "out of memory in the CPU kernel");
 }
@@ -56,8 +56,8 @@ static kiln_status cpu_ops_oom(const ops_ctx *c)
 
 /* The 2-D geometry of a 1-D or 2-D Conv node; false for anything the fast path leaves to the
  * reference kernel (which also reports the errors). */
-static bool cpu_ops_conv_geom(const ops_ctx *c, const core_tensor *x, const core_tensor *w,
-                              cpu_conv2d *g)
+bool cpu_ops_conv_geom(const ops_ctx *c, const core_tensor *x, const core_tensor *w,
+                       cpu_conv2d *g)
 {
     if (x->ndim != 3 && x->ndim != 4) return false;
     if (w->ndim != x->ndim) return false;

@@ -133,9 +133,55 @@ static int64_t infer_spatial(int64_t in, int64_t k, int64_t s, int64_t d, int64_
     return out;
 }
 
+/* The convolution/pooling ops of domain ai.kiln (ops/fused.h): FusedConv (channels first),
+ * ConvNhwc, MaxPoolNhwc, AveragePoolNhwc (channels last) and the global NHWC pools. */
+static void infer_kiln_node(ir_graph *g, const ir_node *n)
+{
+    const char *op = n->op_type;
+    if (n->n_outputs < 1 || n->outputs[0] < 0 || n->n_inputs < 1) return;
+    bool fconv = !strcmp(op, "FusedConv"), cnhwc = !strcmp(op, "ConvNhwc");
+    bool pnhwc = !strcmp(op, "MaxPoolNhwc") || !strcmp(op, "AveragePoolNhwc");
+    bool gnhwc = !strcmp(op, "GlobalMaxPoolNhwc") || !strcmp(op, "GlobalAveragePoolNhwc");
+    if (!fconv && !cnhwc && !pnhwc && !gnhwc) return;
+    kiln_dtype dt;
+    infer_shape a, w, o;
+    if (!infer_get(g, n->inputs[0], &dt, &a) || a.ndim < 3) return;
+    int sp = a.ndim - 2;
+    bool last = !fconv;              /* channels-last layout */
+    int s0 = last ? 1 : 2;           /* first spatial dim */
+    int cd = last ? a.ndim - 1 : 1;  /* channel dim */
+    o = a;
+    if (gnhwc) {
+        for (int i = 0; i < sp; i++) { o.v[s0 + i] = 1; o.sym[s0 + i] = NULL; }
+        infer_set(g, n->outputs[0], dt, &o);
+        return;
+    }
+    int64_t k[KILN_MAX_DIMS], s[KILN_MAX_DIMS], d[KILN_MAX_DIMS], p[2 * KILN_MAX_DIMS];
+    if (fconv || cnhwc) {
+        if (n->n_inputs < 2 || !infer_get(g, n->inputs[1], NULL, &w) || w.ndim != a.ndim) return;
+        for (int i = 0; i < sp; i++) k[i] = w.v[i + 2];
+        o.v[cd] = w.v[0];
+        o.sym[cd] = NULL;
+    } else if (infer_attr_ints(n, "kernel_shape", k, KILN_MAX_DIMS) != sp) return;
+    if (infer_attr_ints(n, "strides", s, KILN_MAX_DIMS) != sp) for (int i = 0; i < sp; i++) s[i] = 1;
+    if (infer_attr_ints(n, "dilations", d, KILN_MAX_DIMS) != sp) for (int i = 0; i < sp; i++) d[i] = 1;
+    if (infer_attr_ints(n, "pads", p, 2 * KILN_MAX_DIMS) != 2 * sp) for (int i = 0; i < 2 * sp; i++) p[i] = 0;
+    const ir_attr *ap = ir_node_attr(n, "auto_pad");
+    bool ceil_mode = infer_attr_int(n, "ceil_mode", 0) != 0;
+    for (int i = 0; i < sp; i++) {
+        o.v[s0 + i] = infer_spatial(a.v[s0 + i], k[i], s[i], d[i], p[i], p[i + sp], ap ? ap->s : NULL, ceil_mode);
+        o.sym[s0 + i] = NULL;
+    }
+    infer_set(g, n->outputs[0], dt, &o);
+}
+
 static void infer_node(ir_graph *g, const ir_node *n)
 {
     const char *op = n->op_type;
+    if (n->domain && !strcmp(n->domain, "ai.kiln")) {
+        infer_kiln_node(g, n);
+        return;
+    }
     if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx")) return;
     if (n->n_outputs < 1 || n->outputs[0] < 0) return;
     kiln_dtype dt, dt1;

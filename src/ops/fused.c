@@ -83,9 +83,12 @@ static bool fz_ints(ops_ctx *c, const char *name, int n, int64_t dflt, int64_t m
     return true;
 }
 
-static kiln_status fused_conv_run(ops_ctx *c)
+/* FusedConv on channels-first tensors x, z; the output is ops_output 0, or (nhwc) a new
+ * channels-first tensor *tmp the caller turns into the channels-last output. */
+static kiln_status fused_conv_impl(ops_ctx *c, const core_tensor *x, const core_tensor *z, bool nhwc,
+                                   core_tensor **tmp)
 {
-    const core_tensor *x = ops_input(c, 0), *w = ops_input(c, 1), *b = ops_input(c, 2), *z = ops_input(c, 3);
+    const core_tensor *w = ops_input(c, 1), *b = ops_input(c, 2);
     if (!x || !w) return ops_error(c, KILN_ERR_INVALID_MODEL, "inputs X and W are required");
     kiln_status st;
     if ((st = fz_check_f32(c, x, "input X")) || (st = fz_check_f32(c, w, "weight W")) ||
@@ -139,8 +142,14 @@ static kiln_status fused_conv_run(ops_ctx *c)
         }
         yd[2 + i] = out[j];
     }
-    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, x->ndim, yd);
-    if (!y) return KILN_ERR_OUT_OF_MEMORY;
+    core_tensor *y;
+    if (nhwc) {
+        y = *tmp = core_tensor_create(KILN_DTYPE_FLOAT, x->ndim, yd);
+        if (!y) return core_oom();
+    } else {
+        y = ops_output(c, 0, KILN_DTYPE_FLOAT, x->ndim, yd);
+        if (!y) return KILN_ERR_OUT_OF_MEMORY;
+    }
     if (z) {
         bool same = z->ndim == y->ndim;
         for (int i = 0; same && i < y->ndim; i++) same = z->dims[i] == y->dims[i];
@@ -192,6 +201,39 @@ static kiln_status fused_conv_run(ops_ctx *c)
         }
     free(acc);
     return KILN_OK;
+}
+
+static kiln_status fused_conv_run(ops_ctx *c)
+{
+    return fused_conv_impl(c, ops_input(c, 0), ops_input(c, 3), false, NULL);
+}
+
+/* ConvNhwc: FusedConv on channels-last X, Z and Y (ops/fused.h), computed by transposing
+ * around the channels-first oracle. */
+static kiln_status conv_nhwc_run(ops_ctx *c)
+{
+    const core_tensor *x = ops_input(c, 0), *z = ops_input(c, 3);
+    if (!x) return ops_error(c, KILN_ERR_INVALID_MODEL, "input X is required");
+    if (x->ndim < 3 || x->ndim > 5)
+        return ops_error(c, KILN_ERR_UNSUPPORTED, "input X has %d dims, expected 3 to 5", x->ndim);
+    if (z && z->ndim != x->ndim) return ops_error(c, KILN_ERR_SHAPE, "residual Z does not have the output's shape");
+    core_tensor *xf = ops_to_channels_first(x), *zf = z ? ops_to_channels_first(z) : NULL, *yf = NULL;
+    kiln_status st = KILN_OK;
+    if (!xf || (z && !zf)) st = core_oom();
+    if (!st) st = fused_conv_impl(c, xf, zf, true, &yf);
+    if (!st && yf) {
+        int64_t d[KILN_MAX_DIMS];
+        d[0] = yf->dims[0];
+        for (int i = 2; i < yf->ndim; i++) d[i - 1] = yf->dims[i];
+        d[yf->ndim - 1] = yf->dims[1];
+        core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, yf->ndim, d);
+        if (!y) st = KILN_ERR_OUT_OF_MEMORY;
+        else ops_from_channels_first(yf, y);
+    }
+    core_tensor_destroy(xf);
+    core_tensor_destroy(zf);
+    core_tensor_destroy(yf);
+    return st;
 }
 
 /* ---- FusedGemm --------------------------------------------------------------------------- */
@@ -547,6 +589,7 @@ static kiln_status layer_norm_run(ops_ctx *c)
 
 const ops_schema ops_table_fused[] = {
     {"FusedConv", "ai.kiln", 1, fused_conv_run},
+    {"ConvNhwc", "ai.kiln", 1, conv_nhwc_run},
     {"FusedGemm", "ai.kiln", 1, fused_gemm_run},
     {"FusedMatMul", "ai.kiln", 1, fused_matmul_run},
     {"ElementwiseChain", "ai.kiln", 1, elementwise_chain_run},

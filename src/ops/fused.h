@@ -20,6 +20,15 @@
  *              broadcastable to [..., Sq, Sk]); attribute `scale` (float, default 1).
  *              Y = Softmax(scale * Q K^T + mask, last axis) V, batch dims broadcast.
  * LayerNormalization (ai.kiln)  as the ONNX opset-17 op, for models imported below 17.
+ *
+ * Channels-last ops (created by the layout pass, src/opt/layout_nhwc.c). Tensors named NHWC
+ * are [N, spatial..., C]; each op is defined as its channels-first twin with every NHWC
+ * input transposed to [N, C, spatial...] and the result transposed back:
+ * ConvNhwc     inputs X (NHWC), W ([M, C/G, k...], unchanged), B?, Z? (NHWC); attributes and
+ *              semantics of FusedConv. Y NHWC.
+ * MaxPoolNhwc, AveragePoolNhwc  input X (NHWC); the attributes of MaxPool / AveragePool
+ *              (storage_order 0); one output, Y NHWC.
+ * GlobalMaxPoolNhwc, GlobalAveragePoolNhwc  X NHWC -> Y [N, 1..., C].
  */
 #ifndef KILN_OPS_FUSED_H
 #define KILN_OPS_FUSED_H

@@ -203,6 +203,68 @@ static void pool_compute(const pool_geom *g, int kind, bool include_pad, double 
     }
 }
 
+/* Pooled values (doubles, channels-first order) into output 0, which is channels-last
+ * [N, spatial..., C] when nhwc (yd: the channels-first dims). */
+static kiln_status pool_emit(ops_ctx *c, kiln_dtype dt, int ndim, const int64_t *yd, bool nhwc,
+                             const double *yo)
+{
+    int64_t d[KILN_MAX_DIMS];
+    memcpy(d, yd, sizeof(int64_t) * (size_t)ndim);
+    if (nhwc) {
+        for (int i = 2; i < ndim; i++) d[i - 1] = yd[i];
+        d[ndim - 1] = yd[1];
+    }
+    core_tensor *y = ops_output(c, 0, dt, ndim, d);
+    if (!y) return KILN_ERR_OUT_OF_MEMORY;
+    if (y->numel == 0) return KILN_OK;
+    if (!nhwc) {
+        pool_store(y, yo);
+        return KILN_OK;
+    }
+    core_tensor *t = core_tensor_create(dt, ndim, yd);
+    if (!t) return core_oom();
+    pool_store(t, yo);
+    ops_from_channels_first(t, y);
+    core_tensor_destroy(t);
+    return KILN_OK;
+}
+
+/* MaxPoolNhwc / AveragePoolNhwc (ops/fused.h): the channels-first oracle on a transposed
+ * copy of X; one output. */
+static kiln_status pool_nhwc(ops_ctx *c, int kind)
+{
+    const core_tensor *x = ops_input(c, 0);
+    if (!x) return ops_error(c, KILN_ERR_INVALID_MODEL, "input X is required");
+    if (!pool_dtype_ok(x->dtype, kind == POOL_MAX))
+        return ops_error(c, KILN_ERR_DTYPE, "input X has unsupported dtype %s", core_dtype_name(x->dtype));
+    if (x->ndim < 3) return ops_error(c, KILN_ERR_SHAPE, "input X has %d dims, expected at least 3", x->ndim);
+    core_tensor *xf = ops_to_channels_first(x);
+    if (!xf) return core_oom();
+    pool_geom g;
+    kiln_status st = pool_geom_init(c, xf, &g);
+    if (st) {
+        core_tensor_destroy(xf);
+        return st;
+    }
+    bool include_pad = ops_attr_int(c, "count_include_pad", 0) != 0;
+    int64_t yd[KILN_MAX_DIMS] = {g.N, g.C}, n = g.N * g.C;
+    for (int i = 0; i < g.nsp; i++) {
+        yd[2 + i] = g.out[i];
+        n *= g.out[i];
+    }
+    double *tx = NULL, *yo = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    const double *px = pool_load(xf, &tx);
+    if (!px || !yo) st = core_oom();
+    else {
+        pool_compute(&g, kind, include_pad, 2.0, 0, px, yo, NULL);
+        st = pool_emit(c, x->dtype, x->ndim, yd, true, yo);
+    }
+    free(tx);
+    free(yo);
+    core_tensor_destroy(xf);
+    return st;
+}
+
 static kiln_status pool_common(ops_ctx *c, int kind)
 {
     const core_tensor *x = ops_input(c, 0);
@@ -250,7 +312,7 @@ static kiln_status avgpool_run(ops_ctx *c) { return pool_common(c, POOL_AVG); }
 static kiln_status lppool_run(ops_ctx *c) { return pool_common(c, POOL_LP); }
 
 /* ---- global pooling ------------------------------------------------------------------------ */
-static kiln_status global_pool(ops_ctx *c, int kind)
+static kiln_status global_pool(ops_ctx *c, int kind, bool nhwc)
 {
     const core_tensor *x = ops_input(c, 0);
     if (!x) return ops_error(c, KILN_ERR_INVALID_MODEL, "input X is required");
@@ -265,20 +327,24 @@ static kiln_status global_pool(ops_ctx *c, int kind)
         else if (a) p = (double)a->i;
         if (!(p > 0)) return ops_error(c, KILN_ERR_INVALID_MODEL, "p = %g, must be > 0", p);
     }
+    core_tensor *xf = NULL;
+    if (nhwc) {
+        if (x->ndim < 3) return ops_error(c, KILN_ERR_SHAPE, "input X has %d dims, expected at least 3", x->ndim);
+        if (!(xf = ops_to_channels_first(x))) return core_oom();
+        x = xf;
+    }
     int64_t yd[KILN_MAX_DIMS];
     int64_t planes = x->dims[0] * x->dims[1], sp = 1;
     for (int i = 0; i < x->ndim; i++) {
         yd[i] = i < 2 ? x->dims[i] : 1;
         if (i >= 2) sp *= x->dims[i];
     }
-    core_tensor *y = ops_output(c, 0, x->dtype, x->ndim, yd);
-    if (!y) return KILN_ERR_OUT_OF_MEMORY;
-    if (y->numel == 0) return KILN_OK;
-    double *tx, *yo = malloc(sizeof(double) * (size_t)y->numel);
+    double *tx = NULL, *yo = malloc(sizeof(double) * (size_t)(planes > 0 ? planes : 1));
     const double *px = pool_load(x, &tx);
     if (!px || !yo) {
         free(tx);
         free(yo);
+        core_tensor_destroy(xf);
         return ops_error(c, KILN_ERR_OUT_OF_MEMORY, "out of memory");
     }
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -295,15 +361,20 @@ static kiln_status global_pool(ops_ctx *c, int kind)
         else if (sp == 0) acc = 0.0;
         yo[pl] = acc;
     }
-    pool_store(y, yo);
+    kiln_status st = pool_emit(c, x->dtype, x->ndim, yd, nhwc, yo);
     free(tx);
     free(yo);
-    return KILN_OK;
+    core_tensor_destroy(xf);
+    return st;
 }
 
-static kiln_status global_maxpool_run(ops_ctx *c) { return global_pool(c, POOL_MAX); }
-static kiln_status global_avgpool_run(ops_ctx *c) { return global_pool(c, POOL_AVG); }
-static kiln_status global_lppool_run(ops_ctx *c) { return global_pool(c, POOL_LP); }
+static kiln_status global_maxpool_run(ops_ctx *c) { return global_pool(c, POOL_MAX, false); }
+static kiln_status global_avgpool_run(ops_ctx *c) { return global_pool(c, POOL_AVG, false); }
+static kiln_status global_lppool_run(ops_ctx *c) { return global_pool(c, POOL_LP, false); }
+static kiln_status maxpool_nhwc_run(ops_ctx *c) { return pool_nhwc(c, POOL_MAX); }
+static kiln_status avgpool_nhwc_run(ops_ctx *c) { return pool_nhwc(c, POOL_AVG); }
+static kiln_status global_maxpool_nhwc_run(ops_ctx *c) { return global_pool(c, POOL_MAX, true); }
+static kiln_status global_avgpool_nhwc_run(ops_ctx *c) { return global_pool(c, POOL_AVG, true); }
 
 /* ---- MaxUnpool ------------------------------------------------------------------------------
  * Indices are flat positions in the inferred shape (N, C, (in-1)*s - pads + k ...), as
@@ -450,6 +521,10 @@ const ops_schema ops_table_pool[] = {
     {"LpPool", "", 1, lppool_run, 0},
     {"GlobalMaxPool", "", 1, global_maxpool_run, 0},
     {"GlobalAveragePool", "", 1, global_avgpool_run, 0},
+    {"MaxPoolNhwc", "ai.kiln", 1, maxpool_nhwc_run, 0},
+    {"AveragePoolNhwc", "ai.kiln", 1, avgpool_nhwc_run, 0},
+    {"GlobalMaxPoolNhwc", "ai.kiln", 1, global_maxpool_nhwc_run, 0},
+    {"GlobalAveragePoolNhwc", "ai.kiln", 1, global_avgpool_nhwc_run, 0},
     {"GlobalLpPool", "", 1, global_lppool_run, 0},
     {"MaxUnpool", "", 9, maxunpool_run, 0},
     {"MaxRoiPool", "", 1, max_roi_pool_run, 0},

@@ -151,3 +151,49 @@ bool ops_attr_ints_n(const ops_ctx *c, const char *name, int n, int64_t dflt, in
     }
     return true;
 }
+
+/* ---- channels-last <-> channels-first ---------------------------------------------------- */
+
+/* Copy between [N, S, C] and [N, C, S] (S = product of spatial dims) with element size es;
+ * to_first: src is [N, S, C]. */
+static void ops_cl_copy(const char *src, char *dst, int64_t N, int64_t S, int64_t C, size_t es,
+                        bool to_first)
+{
+    for (int64_t n = 0; n < N; n++) {
+        const char *sb = src + (size_t)(n * S * C) * es;
+        char *db = dst + (size_t)(n * S * C) * es;
+        for (int64_t s = 0; s < S; s++)
+            for (int64_t ch = 0; ch < C; ch++) {
+                size_t cl = (size_t)(s * C + ch) * es, cf = (size_t)(ch * S + s) * es;
+                if (to_first) memcpy(db + cf, sb + cl, es);
+                else memcpy(db + cl, sb + cf, es);
+            }
+    }
+}
+
+core_tensor *ops_to_channels_first(const core_tensor *t)
+{
+    if (!t || t->ndim < 3 || t->dtype == KILN_DTYPE_STRING) return NULL;
+    size_t es = core_dtype_size(t->dtype);
+    if (es == 0) return NULL;
+    int64_t d[KILN_MAX_DIMS], S = 1;
+    d[0] = t->dims[0];
+    d[1] = t->dims[t->ndim - 1];
+    for (int i = 1; i < t->ndim - 1; i++) {
+        d[i + 1] = t->dims[i];
+        S *= t->dims[i];
+    }
+    core_tensor *r = core_tensor_create(t->dtype, t->ndim, d);
+    if (!r) return NULL;
+    if (t->numel > 0) ops_cl_copy(t->data, r->data, d[0], S, d[1], es, true);
+    return r;
+}
+
+void ops_from_channels_first(const core_tensor *src, core_tensor *dst)
+{
+    size_t es = core_dtype_size(src->dtype);
+    if (src->numel != dst->numel || src->numel == 0 || src->ndim < 3 || es == 0) return;
+    int64_t S = 1;
+    for (int i = 2; i < src->ndim; i++) S *= src->dims[i];
+    ops_cl_copy(src->data, dst->data, src->dims[0], S, src->dims[1], es, false);
+}

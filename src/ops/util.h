@@ -43,4 +43,11 @@ void ops_store_f32(core_tensor *t, const float *src, int64_t n);
  * dflt); false when it has another count or a value out of range. */
 bool ops_attr_ints_n(const ops_ctx *c, const char *name, int n, int64_t dflt, int64_t minval, int64_t *out);
 
+/* Channels-last helpers for the reference kernels of the ai.kiln *Nhwc ops (any dtype of
+ * fixed size, rank 3 to 5: layout [N, spatial..., C] <-> [N, C, spatial...]).
+ * ops_to_channels_first returns a new tensor (NULL on OOM or an unsupported tensor);
+ * ops_from_channels_first copies src [N, C, sp...] into dst [N, sp..., C] (same numel). */
+core_tensor *ops_to_channels_first(const core_tensor *t);
+void ops_from_channels_first(const core_tensor *src, core_tensor *dst);
+
 #endif

@@ -46,6 +46,10 @@ kiln_status opt_fuse_attention(ir_graph *g, int *n);          /* fuse_attention.
 kiln_status opt_fuse_conv_act(ir_graph *g, int *n);           /* fuse_conv_act.c: Conv/Gemm/MatMul + bias + act */
 kiln_status opt_merge_sibling_convs(ir_graph *g, int *n);     /* merge_sibling_convs.c */
 kiln_status opt_fuse_elementwise(ir_graph *g, int *n);        /* fuse_elementwise.c */
+kiln_status opt_layout_nhwc(ir_graph *g, int *n);             /* layout_nhwc.c */
+/* The channels-last layout pass on/off (default on; KILN_LAYOUT=nchw turns it off). */
+void opt_set_layout_nhwc(bool on);
+bool opt_layout_nhwc_enabled(void);
 kiln_status opt_elide_concat(ir_graph *g, int *n);            /* elide_concat.c (analysis only) */
 
 #endif

@@ -26,6 +26,7 @@ static const opt_pass opt_passes[] = {
     {"fuse_conv_act", opt_fuse_conv_act, false},
     {"merge_sibling_convs", opt_merge_sibling_convs, false},
     {"fuse_elementwise", opt_fuse_elementwise, false},
+    {"layout_nhwc", opt_layout_nhwc, true},
     {"elide_concat", opt_elide_concat, true},
 };
 #define OPT_N_PASSES ((int)(sizeof opt_passes / sizeof opt_passes[0]))

@@ -162,6 +162,13 @@ core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int
         return NULL;
     }
     if (top && s->mode == RT_PLAN_RECORDING && dtype != KILN_DTYPE_STRING && t->nbytes > 0) {
+        /* a kernel that allocated output i and then handed the node to the reference
+         * kernel allocates it again: the later buffer replaces the earlier one */
+        for (int j = s->n_slots - 1; j >= 0 && s->slots[j].node == c->node_index; j--)
+            if (s->slots[j].out == i) {
+                s->slots[j] = s->slots[--s->n_slots];
+                break;
+            }
         if (s->n_slots == s->cap_slots) {
             int cap = s->cap_slots ? s->cap_slots * 2 : 64;
             rt_slot *ns = realloc(s->slots, sizeof *ns * (size_t)cap);

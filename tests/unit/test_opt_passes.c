@@ -106,6 +106,8 @@ static ir_model *check_model(const char *name)
 int main(void)
 {
     ir_model *m;
+    /* the structural checks below are about the NCHW passes; layout_nhwc has its own */
+    opt_set_layout_nhwc(false);
 
     /* Each model is loaded last with optimizations on, so opt_last_rewrites reports it. */
     if ((m = check_model("noop.onnx"))) {
@@ -207,6 +209,29 @@ int main(void)
         CHECK(count_op(m, "Transpose") == 1, "attention: %d Transposes left (want 1: ViT's K)", count_op(m, "Transpose"));
         ir_model_destroy(m);
     }
+    /* layout_nhwc: every conv and every op between them runs channels-last; Transposes only
+     * at the region's entry (x) and where NCHW values are still read (Flatten, outputs). */
+    opt_set_layout_nhwc(true);
+    if ((m = check_model("layout.onnx"))) {
+        CHECK(count_op(m, "ConvNhwc") == 4 && count_op(m, "Conv") == 0 && count_op(m, "FusedConv") == 0,
+              "layout: %d ConvNhwc, %d Conv, %d FusedConv (want 4, 0, 0)", count_op(m, "ConvNhwc"), count_op(m, "Conv"),
+              count_op(m, "FusedConv"));
+        CHECK(count_op(m, "MaxPoolNhwc") == 1 && count_op(m, "AveragePoolNhwc") == 1 && count_op(m, "GlobalAveragePoolNhwc") == 1,
+              "layout: pools converted");
+        CHECK(count_op(m, "Transpose") == 4, "layout: %d Transposes (want 4: x in; ap, cat, y3 out)", count_op(m, "Transpose"));
+        const ir_node *cc = find_op(m, "Concat");
+        const ir_attr *ax = cc ? ir_node_attr(cc, "axis") : NULL;
+        CHECK(ax && ax->i == 3, "layout: Concat on axis 3");
+        /* 16 nodes less Relu, the residual Add and Sigmoid, fused into their convs */
+        CHECK(opt_last_rewrites("layout_nhwc") == 13, "layout: %d rewrites (want 13)", opt_last_rewrites("layout_nhwc"));
+        ir_model_destroy(m);
+    }
+    opt_set_layout_nhwc(false);
+    if ((m = check_model("layout.onnx"))) {
+        CHECK(count_op(m, "ConvNhwc") == 0 && count_op(m, "Transpose") == 0, "layout off: no NHWC ops, no Transposes");
+        ir_model_destroy(m);
+    }
+    opt_set_layout_nhwc(true);
     /* KILN_OPT=0 semantics: disabled means no pass runs. */
     opt_set_enabled(false);
     ir_model *raw = load("tests/data/opt/conv_act.onnx", false);

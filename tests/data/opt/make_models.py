@@ -201,4 +201,29 @@ save('attention.onnx', [
     vi('q2', [4, 6, 8]), vi('k2', [7, 4, 8]), vi('v2', [4, 7, 8])],
     [vi('y', [2, 2, 5, 3]), vi('y2', [4, 6, 8])], [c('scale', 2.0), c('qs', 0.35)])
 
+# layout_nhwc: a region with every kind of node the pass converts (convs incl. depthwise,
+# pooling, residual Add, per-channel constant Mul, squeeze-excitation Mul, Resize, Concat,
+# Split) and edges where it must transpose back (Flatten, graph outputs).
+save('layout.onnx', [
+    h.make_node('Conv', ['x', 'w1', 'b1'], ['c1'], pads=[1, 1, 1, 1]),
+    h.make_node('Relu', ['c1'], ['r1']),
+    h.make_node('MaxPool', ['r1'], ['p1'], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    h.make_node('Conv', ['p1', 'w2'], ['c2']),
+    h.make_node('Add', ['c2', 'p1'], ['a']),
+    h.make_node('Mul', ['a', 'chs'], ['m']),
+    h.make_node('Conv', ['m', 'w3'], ['dw'], group=8, pads=[1, 1, 1, 1], strides=[2, 2]),
+    h.make_node('Sigmoid', ['dw'], ['s']),
+    h.make_node('GlobalAveragePool', ['s'], ['g']),
+    h.make_node('Mul', ['s', 'g'], ['se']),
+    h.make_node('Resize', ['se', '', 'scales'], ['up'], mode='nearest'),
+    h.make_node('Conv', ['up', 'w4'], ['c4']),
+    h.make_node('Concat', ['up', 'c4'], ['cat'], axis=1),
+    h.make_node('AveragePool', ['cat'], ['ap'], kernel_shape=[2, 2], strides=[2, 2]),
+    h.make_node('Flatten', ['ap'], ['y1']),
+    h.make_node('Split', ['cat', 'split'], ['sp1', 'sp2'], axis=1),
+    h.make_node('Add', ['sp1', 'sp2'], ['y3']),
+], [vi('x', [2, 5, 9, 11])], [vi('y1', [2, 108]), vi('cat', [2, 12, 6, 6]), vi('y3', [2, 6, 6, 6])], [
+    w('w1', 8, 5, 3, 3), w('b1', 8), w('w2', 8, 8, 1, 1), c('chs', rng.uniform(0.5, 1.5, (8, 1, 1))),
+    w('w3', 8, 1, 3, 3), c('scales', [1, 1, 2, 2]), w('w4', 4, 8, 1, 1), c('split', [6, 6], np.int64)])
+
 print('wrote', sorted(f for f in os.listdir(HERE) if f.endswith('.onnx')))

@@ -1,0 +1,129 @@
+/* cpu_ops_nhwc.c — the CPU backend's wrappers (backend 1) of the channels-last ai.kiln ops
+ * the layout pass creates (ops/fused.h): ConvNhwc, MaxPoolNhwc, AveragePoolNhwc,
+ * GlobalMaxPoolNhwc, GlobalAveragePoolNhwc, on the kernels of cpu/nhwc.h. Anything the
+ * kernels do not cover goes to the reference kernel. */
+#include "cpu/cpu_ops_util.h"
+#include "cpu/nhwc.h"
+#include "ops/util.h"
+#include <string.h>
+
+/* A channels-first view of a channels-last tensor's dims (data untouched): for geometry. */
+static core_tensor nhwc_cf_view(const core_tensor *t)
+{
+    core_tensor v = *t;
+    v.dims[1] = t->dims[t->ndim - 1];
+    for (int i = 1; i < t->ndim - 1; i++) v.dims[i + 1] = t->dims[i];
+    return v;
+}
+
+static kiln_status nhwc_conv_run(ops_ctx *c)
+{
+    const core_tensor *x = ops_input(c, 0), *w = ops_input(c, 1), *b = ops_input(c, 2), *z = ops_input(c, 3);
+    if (!x || !w || x->dtype != KILN_DTYPE_FLOAT || !cpu_ops_f32(w) || !cpu_ops_f32(b) || !cpu_ops_f32(z))
+        return ops_run_reference(c);
+    if (x->ndim != 4 || (ops_n_inputs(c) > 3 && ops_has_input(c, 3) && !z)) return ops_run_reference(c);
+    cpu_epilogue ep = cpu_epilogue_none();
+    if (!cpu_ops_activation(c, &ep)) return ops_run_reference(c);
+    core_tensor xv = nhwc_cf_view(x);
+    cpu_conv2d g;
+    if (!cpu_ops_conv_geom(c, &xv, w, &g)) return ops_run_reference(c);
+    if (b && b->numel != g.M) return ops_run_reference(c);
+    int64_t yd[4] = {g.N, g.OH, g.OW, g.M};
+    if (z)
+        for (int i = 0; i < 4; i++)
+            if (z->dims[i] != yd[i]) return ops_run_reference(c);
+    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, 4, yd);
+    if (!y) return KILN_ERR_OUT_OF_MEMORY;
+    if (y->numel == 0) return KILN_OK;
+    if (x->numel == 0 || w->numel == 0) return ops_run_reference(c);
+    int64_t tactic = ops_attr_int(c, "kiln_tactic", CPU_CONV_AUTO);
+    int algo = tactic >= CPU_CONV_AUTO && tactic <= CPU_CONV_WINO ? (int)tactic : CPU_CONV_AUTO;
+    kiln_status st = cpu_conv2d_nhwc_f32(&g, x->data, g.C, w->data, b ? b->data : NULL, z ? z->data : NULL,
+                                         g.M, y->data, g.M, &ep, algo, cpu_ops_cacheable(c, 1), ops_threadpool(c));
+    if (st == KILN_ERR_UNSUPPORTED) return ops_run_reference(c);
+    if (st) return cpu_ops_oom(c);
+    return KILN_OK;
+}
+
+/* 2-D pooling geometry as the reference kernel computes it (ops/pool.c); false for anything
+ * it does not cover. */
+static bool nhwc_pool_geom(const ops_ctx *c, const core_tensor *x, cpu_pool2d *g)
+{
+    if (x->ndim != 4 || ops_has_output(c, 1)) return false;
+    if (ops_attr_int(c, "storage_order", 0) != 0) return false;
+    int64_t k[2], s[2], d[2], pads[4], in[2] = {x->dims[1], x->dims[2]}, out[2], pb[2], pe[2];
+    if (!ops_has_attr(c, "kernel_shape") || !ops_attr_ints_n(c, "kernel_shape", 2, 1, 1, k) ||
+        !ops_attr_ints_n(c, "strides", 2, 1, 1, s) || !ops_attr_ints_n(c, "dilations", 2, 1, 1, d) ||
+        !ops_attr_ints_n(c, "pads", 4, 0, 0, pads))
+        return false;
+    bool ceil_mode = ops_attr_int(c, "ceil_mode", 0) != 0;
+    const char *ap = ops_attr_string(c, "auto_pad", "NOTSET");
+    bool same_u = !strcmp(ap, "SAME_UPPER"), same_l = !strcmp(ap, "SAME_LOWER"), valid = !strcmp(ap, "VALID");
+    if (!same_u && !same_l && !valid && strcmp(ap, "NOTSET") && *ap) return false;
+    for (int i = 0; i < 2; i++) {
+        int64_t win = (k[i] - 1) * d[i] + 1;
+        if (same_u || same_l) {
+            out[i] = (in[i] + s[i] - 1) / s[i];
+            int64_t total = (out[i] - 1) * s[i] + win - in[i];
+            if (total < 0) total = 0;
+            pb[i] = same_u ? total / 2 : total - total / 2;
+            pe[i] = total - pb[i];
+        } else {
+            pb[i] = valid ? 0 : pads[i];
+            pe[i] = valid ? 0 : pads[2 + i];
+            int64_t eff = in[i] + pb[i] + pe[i] - win;
+            if (eff < 0) return false;
+            out[i] = (ceil_mode ? eff + s[i] - 1 : eff) / s[i] + 1;
+            if (ceil_mode && (out[i] - 1) * s[i] >= in[i] + pb[i]) out[i]--;
+        }
+    }
+    *g = (cpu_pool2d){x->dims[0], x->dims[3], in[0], in[1], out[0], out[1], k[0], k[1], s[0], s[1],
+                      d[0], d[1], pb[0], pb[1], pe[0], pe[1]};
+    return true;
+}
+
+static kiln_status nhwc_pool(ops_ctx *c, int kind)
+{
+    const core_tensor *x = ops_input(c, 0);
+    cpu_pool2d g;
+    if (!x || x->dtype != KILN_DTYPE_FLOAT || !nhwc_pool_geom(c, x, &g)) return ops_run_reference(c);
+    int64_t yd[4] = {g.N, g.OH, g.OW, g.C};
+    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, 4, yd);
+    if (!y) return KILN_ERR_OUT_OF_MEMORY;
+    if (y->numel == 0) return KILN_OK;
+    bool cip = ops_attr_int(c, "count_include_pad", 0) != 0;
+    kiln_status st = cpu_pool2d_nhwc_f32(&g, kind, cip, x->data, y->data, ops_threadpool(c));
+    if (st == KILN_ERR_UNSUPPORTED) return ops_run_reference(c);
+    if (st) return cpu_ops_oom(c);
+    return KILN_OK;
+}
+
+static kiln_status nhwc_global_pool(ops_ctx *c, int kind)
+{
+    const core_tensor *x = ops_input(c, 0);
+    if (!x || x->dtype != KILN_DTYPE_FLOAT || x->ndim != 4) return ops_run_reference(c);
+    int64_t yd[4] = {x->dims[0], 1, 1, x->dims[3]};
+    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, 4, yd);
+    if (!y) return KILN_ERR_OUT_OF_MEMORY;
+    if (y->numel == 0) return KILN_OK;
+    if (x->numel == 0) return ops_run_reference(c);
+    kiln_status st = cpu_global_pool_nhwc_f32(kind, x->dims[0], x->dims[1] * x->dims[2], x->dims[3], x->data,
+                                              y->data, ops_threadpool(c));
+    if (st == KILN_ERR_UNSUPPORTED) return ops_run_reference(c);
+    if (st) return cpu_ops_oom(c);
+    return KILN_OK;
+}
+
+static kiln_status nhwc_maxpool_run(ops_ctx *c) { return nhwc_pool(c, CPU_POOL_MAX); }
+static kiln_status nhwc_avgpool_run(ops_ctx *c) { return nhwc_pool(c, CPU_POOL_AVG); }
+static kiln_status nhwc_gmaxpool_run(ops_ctx *c) { return nhwc_global_pool(c, CPU_POOL_MAX); }
+static kiln_status nhwc_gavgpool_run(ops_ctx *c) { return nhwc_global_pool(c, CPU_POOL_AVG); }
+
+const ops_schema ops_table_cpu_nhwc[] = {
+    {"ConvNhwc", "ai.kiln", 1, nhwc_conv_run, 1},
+    {"MaxPoolNhwc", "ai.kiln", 1, nhwc_maxpool_run, 1},
+    {"AveragePoolNhwc", "ai.kiln", 1, nhwc_avgpool_run, 1},
+    {"GlobalMaxPoolNhwc", "ai.kiln", 1, nhwc_gmaxpool_run, 1},
+    {"GlobalAveragePoolNhwc", "ai.kiln", 1, nhwc_gavgpool_run, 1},
+    OPS_TABLE_END
+};
