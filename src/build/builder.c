@@ -251,7 +251,9 @@ typedef struct bd_tune {
 static bool bd_is_conv(const ir_node *nd)
 {
     bool dflt = !nd->domain || !*nd->domain || !strcmp(nd->domain, "ai.onnx");
-    return (dflt && !strcmp(nd->op_type, "Conv")) || (nd->domain && !strcmp(nd->domain, "ai.kiln") && !strcmp(nd->op_type, "FusedConv"));
+    bool kiln = nd->domain && !strcmp(nd->domain, "ai.kiln");
+    return (dflt && !strcmp(nd->op_type, "Conv")) ||
+           (kiln && (!strcmp(nd->op_type, "FusedConv") || !strcmp(nd->op_type, "ConvNhwc")));
 }
 
 static kiln_status bd_set_tactic(ir_node *nd, int tactic)
@@ -335,9 +337,13 @@ static void bd_observe(void *arg, int node, core_value *const *in, core_value *c
                nd->op_type);
         return;
     }
+    /* ConvNhwc: channels-last [N, H, W, C] (the layout pass makes only 2-D ones) */
+    bool nhwc = !strcmp(nd->op_type, "ConvNhwc");
+    if (nhwc && x->ndim != 4) return;
     const ir_attr *ga = ir_node_attr(nd, "group");
     int64_t G = ga && ga->type == IR_ATTR_INT ? ga->i : 1;
-    int64_t C = x->dims[1], M = w->dims[0];
+    int64_t C = nhwc ? x->dims[3] : x->dims[1], M = w->dims[0];
+    int64_t XH = nhwc ? x->dims[1] : x->ndim == 4 ? x->dims[2] : 1, XW = nhwc ? x->dims[2] : x->dims[x->ndim - 1];
     int64_t KH = x->ndim == 4 ? w->dims[2] : 1, KW = w->dims[w->ndim - 1];
     int cand[BUILD_MAX_TACTICS], nc = 0;
     cand[nc++] = CPU_CONV_GEMM;
@@ -351,7 +357,7 @@ static void bd_observe(void *arg, int node, core_value *const *in, core_value *c
     char sdesc[32] = "";
     if (stride > 1) snprintf(sdesc, sizeof sdesc, " /%lld", (long long)stride);
     snprintf(desc, sizeof desc, "%s %lldx%lld %lld->%lld %lldx%lld%s%s", nd->op_type, (long long)KH, (long long)KW,
-             (long long)C, (long long)M, (long long)(x->ndim == 4 ? x->dims[2] : 1), (long long)x->dims[x->ndim - 1],
+             (long long)C, (long long)M, (long long)XH, (long long)XW,
              sdesc, G > 1 ? (G == C && G == M ? " dw" : " grouped") : "");
 
     if (nc == 1) {

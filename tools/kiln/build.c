@@ -261,7 +261,17 @@ int cli_inspect_plan(const char *path, bool check)
         printf("  %-24s %d\n", g->nodes[i].op_type, n);
     }
     free(seen);
-    printf("layouts: activations NCHW, dense row-major, in the arena\n");
+    int n_nhwc = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const char *op = g->nodes[i].op_type, *dom = g->nodes[i].domain ? g->nodes[i].domain : "";
+        size_t l = strlen(op);
+        n_nhwc += !strcmp(dom, "ai.kiln") && l > 4 && !strcmp(op + l - 4, "Nhwc");
+    }
+    if (n_nhwc)
+        printf("layouts: conv regions channels-last (NHWC: %d ai.kiln *Nhwc nodes), the rest NCHW; dense row-major, in the arena\n",
+               n_nhwc);
+    else
+        printf("layouts: activations NCHW, dense row-major, in the arena\n");
     printf("tactics:\n");
     int counts[BUILD_MAX_TACTICS] = {0};
     for (int i = 0; i < g->n_nodes; i++) {
