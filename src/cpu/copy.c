@@ -1,5 +1,6 @@
 /* copy.c — fast data movement for any fixed-size dtype: Concat, Split, Slice and Transpose,
- * threaded over output ranges. Slices and permutations become one strided gather with merged
+ * threaded over output ranges (Concat of short rows, as on the channel axis of NHWC tensors,
+ * over whole rows). Slices and permutations become one strided gather with merged
  * dims (contiguous rows by memcpy); a permutation that moves the input's last dim is copied in
  * cache-sized 2-D tiles. Strings and malformed nodes go to the reference (which reports the
  * errors). */
@@ -345,6 +346,23 @@ static void cp_parts_run(ops_ctx *c, cp_parts *p, int64_t total)
     if (total > 0 && p->row > 0) cpu_misc_parallel(ops_threadpool(c), total, CP_MIN_TILE, cp_parts_tile, p);
 }
 
+/* Concat over outer rows [b, e) when rows are short (the last axis of channels-last tensors):
+ * per row one memcpy per part, no index arithmetic per chunk. */
+static void cp_concat_rows_tile(void *arg, int64_t b, int64_t e)
+{
+    const cp_parts *p = arg;
+    for (int64_t o = b; o < e; o++) {
+        char *d = p->whole_dst + (size_t)(o * p->row) * p->es;
+        for (int k = 0; k < p->n; k++) {
+            int64_t plen = p->start[k + 1] - p->start[k];
+            const char *s = p->src[k] + (size_t)(o * plen) * p->es;
+            char *dk = d + (size_t)p->start[k] * p->es;
+            /* an elided Concat's producers already wrote into place */
+            if (plen > 0 && dk != s) memcpy(dk, s, (size_t)plen * p->es);
+        }
+    }
+}
+
 kiln_status cpu_concat_run(ops_ctx *c)
 {
     int ni = ops_n_inputs(c);
@@ -378,6 +396,11 @@ kiln_status cpu_concat_run(ops_ctx *c)
     core_tensor *y = ops_output(c, 0, x0->dtype, r, od);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     p.whole_dst = y->data;
+    if (outer > 1 && p.row > 0 && p.row <= 4096) {
+        /* short rows (NHWC concat on the channel axis): whole rows per tile */
+        cpu_misc_parallel(ops_threadpool(c), outer, CP_MIN_TILE / p.row + 1, cp_concat_rows_tile, &p);
+        return KILN_OK;
+    }
     cp_parts_run(c, &p, outer * p.row);
     return KILN_OK;
 }

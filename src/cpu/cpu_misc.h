@@ -36,7 +36,10 @@ enum { CPU_BIN_ADD, CPU_BIN_SUB, CPU_BIN_MUL, CPU_BIN_DIV, CPU_BIN_MAX, CPU_BIN_
 enum { CPU_BIN_VV, CPU_BIN_VS, CPU_BIN_SV };
 
 /* Pool row reductions. */
-enum { CPU_POOL_MAX, CPU_POOL_AVG };
+#ifndef KILN_CPU_POOL_KINDS
+#define KILN_CPU_POOL_KINDS
+enum { CPU_POOL_MAX = 0, CPU_POOL_AVG = 1 }; /* also in cpu/nhwc.h */
+#endif
 
 typedef struct cpu_misc_ukernels {
     const char *isa;

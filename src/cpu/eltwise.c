@@ -1,7 +1,8 @@
 /* eltwise.c — fast float32 elementwise kernels: unary ops and activations, Add/Sub/Mul/Div
- * with numpy broadcasting (same shape, scalar, per-channel, last-dim vector and general
- * strided rows), Pow by a scalar exponent, Where, and ai.kiln ElementwiseChain; threaded over
- * tiles of the output. Everything else goes to the reference kernels. */
+ * with numpy broadcasting (same shape, scalar, per-channel, last-dim vector incl. the NHWC
+ * channel-vector broadcast in long runs, and general strided rows), Pow by a scalar
+ * exponent, Where, and ai.kiln ElementwiseChain; threaded over tiles of the output.
+ * Everything else goes to the reference kernels. */
 #include "cpu/cpu_misc.h"
 #include "ops/fused.h"
 #include "ops/util.h"
@@ -224,6 +225,67 @@ static void ew_bin_tile(void *arg, int64_t b, int64_t e)
     ew_plan_walk(j->plan, b, e, ew_bin_row, (void *)j);
 }
 
+/* Channel-vector broadcast (the NHWC per-channel Add/Mul, squeeze-excitation scales): one
+ * operand contiguous over the plan [rows, C] or [N, rows, C], the other a C-vector per image
+ * (or one for all). The vector is replicated k times into scratch so that each microkernel
+ * call covers k rows (short rows would otherwise cost a call each); the per-element
+ * arithmetic is the vbinary kernel's, as on the general path. */
+#define EW_CVEC_MAX_C 1024
+#define EW_CVEC_SPAN 2048 /* floats per call, at least */
+
+typedef struct ew_cvec_job {
+    const cpu_misc_ukernels *uk;
+    int op;
+    bool vec_first;     /* the vector is operand a */
+    const float *full;  /* the contiguous operand */
+    const float *rep;   /* per image: k copies of its vector */
+    float *y;
+    int64_t C, k, rows_per_img; /* rows (pixels) per image */
+} ew_cvec_job;
+
+static void ew_cvec_tile(void *arg, int64_t b, int64_t e)
+{
+    const ew_cvec_job *j = arg;
+    while (b < e) {
+        int64_t img = b / j->rows_per_img, in_img = j->rows_per_img - b % j->rows_per_img;
+        int64_t n = e - b < in_img ? e - b : in_img;
+        if (n > j->k) n = j->k;
+        const float *v = j->rep + img * j->k * j->C, *f = j->full + b * j->C;
+        j->uk->f32_vbinary(j->op, CPU_BIN_VV, j->vec_first ? v : f, j->vec_first ? f : v, j->y + b * j->C,
+                           (size_t)(n * j->C));
+        b += n;
+    }
+}
+
+/* The plan's shape if it is a channel-vector broadcast (see above); false otherwise. */
+static bool ew_cvec_try(ops_ctx *c, const ew_plan *p, int op, const float *a, const float *b, float *y)
+{
+    int nd = p->nd;
+    if (nd != 2 && nd != 3) return false;
+    int64_t C = p->dims[nd - 1], R = p->dims[nd - 2], N = nd == 3 ? p->dims[0] : 1;
+    if (C < 1 || C > EW_CVEC_MAX_C || R < 2) return false;
+    int vi = -1;
+    for (int k = 0; k < 2; k++) {
+        const int64_t *st = p->st[k], *so = p->st[1 - k];
+        /* operand k the vector, the other contiguous */
+        bool vec = st[nd - 1] == 1 && st[nd - 2] == 0 && (nd == 2 || st[0] == C || st[0] == 0);
+        bool full = so[nd - 1] == 1 && so[nd - 2] == C && (nd == 2 || so[0] == R * C);
+        if (vec && full) vi = k;
+    }
+    if (vi < 0) return false;
+    const int64_t vstride = nd == 3 ? p->st[vi][0] : 0;
+    int64_t k = (EW_CVEC_SPAN + C - 1) / C;
+    if (k > R) k = R;
+    float *rep = ops_scratch(c, (size_t)(N * k * C) * sizeof(float));
+    if (!rep) return false;
+    const float *vec = vi == 0 ? a : b;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t r = 0; r < k; r++) memcpy(rep + (n * k + r) * C, vec + n * vstride, (size_t)C * sizeof(float));
+    ew_cvec_job j = {cpu_misc_ukernels_get(), op, vi == 0, vi == 0 ? b : a, rep, y, C, k, R};
+    cpu_misc_parallel(ops_threadpool(c), N * R, EW_MIN_TILE_MEM / C + 1, ew_cvec_tile, &j);
+    return true;
+}
+
 kiln_status cpu_binary_run(ops_ctx *c)
 {
     const core_tensor *a = ops_input(c, 0), *b = ops_input(c, 1);
@@ -245,6 +307,7 @@ kiln_status cpu_binary_run(ops_ctx *c)
     ew_plan plan;
     const core_tensor *ins[2] = {a, b};
     ew_plan_make(&plan, nout, od, 2, ins);
+    if (ew_cvec_try(c, &plan, op, a->data, b->data, y->data)) return KILN_OK;
     ew_bin_job j = {cpu_misc_ukernels_get(), &plan, op, a->data, b->data, y->data};
     cpu_misc_parallel(ops_threadpool(c), y->numel, EW_MIN_TILE_MEM, ew_bin_tile, &j);
     return KILN_OK;

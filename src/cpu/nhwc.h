@@ -60,7 +60,10 @@ bool cpu_conv2d_nhwc_winograd_preferred(const cpu_conv2d *g); /* winograd_nhwc.c
  * geometry (pads, output size incl. ceil_mode) is resolved by the caller; taps outside
  * [0, H) x [0, W) are skipped. AVG divides by the number of taps inside the image, or by the
  * number inside the padded input ([-PT, H + PB) x [-PL, W + PR)) when count_include_pad. */
-enum { CPU_POOL_MAX = 0, CPU_POOL_AVG = 1 };
+#ifndef KILN_CPU_POOL_KINDS
+#define KILN_CPU_POOL_KINDS
+enum { CPU_POOL_MAX = 0, CPU_POOL_AVG = 1 }; /* also in cpu/cpu_misc.h */
+#endif
 typedef struct cpu_pool2d {
     int64_t N, C, H, W, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL, PB, PR;
 } cpu_pool2d;

@@ -1,8 +1,10 @@
-/* resize.c — fast float32 Resize of the two spatial axes of NCHW tensors (the YOLO/FPN
- * upsampling): nearest and (bi)linear with every coordinate transformation but
- * tf_crop_and_resize. Source indices and weights come from the reference's own formulas (so
- * nearest is an exact copy); rows are gathered or blended, threaded over output rows.
- * Antialias, exclude_outside, cubic, axes, other ranks and dtypes go to the reference. */
+/* resize.c — fast float32 Resize of the two spatial axes of 4-D tensors (the YOLO/FPN
+ * upsampling): axes 2, 3 (NCHW) or, when those stay and axes 1, 2 change, axes 1, 2 of a
+ * channels-last [N, H, W, C] tensor (whole channel vectors copied or blended per pixel).
+ * Nearest and (bi)linear with every coordinate transformation but tf_crop_and_resize. Source
+ * indices and weights come from the reference's own formulas (so nearest is an exact copy);
+ * rows are gathered or blended, threaded over output rows. Antialias, exclude_outside,
+ * cubic, axes, other ranks and dtypes go to the reference. */
 #include "cpu/cpu_misc.h"
 #include <math.h>
 #include <string.h>
@@ -76,9 +78,64 @@ typedef struct rz_job {
     const int32_t *y0, *y1, *x0, *x1;
     const float *wy0, *wy1, *wx0, *wx1;
     bool x_dup2; /* nearest, x source = ox / 2 */
+    int64_t cpx;  /* floats per pixel: 1 (NCHW planes) or C (NHWC) */
     const float *x;
     float *y, *scratch;
 } rz_job;
+
+/* NHWC: output row r = (n, oy) of OW pixels of cpx floats; a pixel is one source pixel
+ * (nearest) or a blend of two (linear) copied as a whole channel vector. */
+static void rz_tile_nhwc(void *arg, int64_t b, int64_t e)
+{
+    const rz_job *j = arg;
+    const int64_t C = j->cpx, rowf = j->W * C, orowf = j->OW * C;
+    const size_t pix = (size_t)C * sizeof(float);
+    float *tmp = j->scratch + (b / j->tile) * j->slot;
+    int64_t prev_img = -1, prev_src = -1;
+    const float *prev_out = NULL;
+    for (int64_t r = b; r < e; r++) {
+        int64_t img = r / j->OH, oy = r % j->OH;
+        const float *xp = j->x + img * j->H * rowf;
+        float *out = j->y + r * orowf;
+        if (j->mode == RZ_NEAREST) {
+            int64_t sy = j->wy0[oy] != 0.0f ? j->y0[oy] : j->y1[oy];
+            if (img == prev_img && sy == prev_src) {
+                memcpy(out, prev_out, (size_t)orowf * sizeof(float));
+                continue;
+            }
+            const float *src = xp + sy * rowf;
+            if (j->x_dup2) {
+                int64_t ox = 0;
+                for (; ox + 1 < j->OW; ox += 2) {
+                    const float *sp = src + (ox >> 1) * C;
+                    memcpy(out + ox * C, sp, pix);
+                    memcpy(out + (ox + 1) * C, sp, pix);
+                }
+                if (ox < j->OW) memcpy(out + ox * C, src + (ox >> 1) * C, pix);
+            } else {
+                for (int64_t ox = 0; ox < j->OW; ox++)
+                    memcpy(out + ox * C, src + (int64_t)(j->wx0[ox] != 0.0f ? j->x0[ox] : j->x1[ox]) * C, pix);
+            }
+            prev_img = img;
+            prev_src = sy;
+            prev_out = out;
+        } else {
+            /* a zero weight skips its tap (an unresized axis is then a plain copy) */
+            const float *r1 = xp + j->y1[oy] * rowf;
+            if (j->wy0[oy] != 0.0f)
+                j->uk->f32_lerp(xp + j->y0[oy] * rowf, r1, tmp, (size_t)rowf, j->wy0[oy], j->wy1[oy]);
+            else
+                memcpy(tmp, r1, (size_t)rowf * sizeof(float));
+            for (int64_t ox = 0; ox < j->OW; ox++) {
+                const float *v1 = tmp + (int64_t)j->x1[ox] * C;
+                if (j->wx0[ox] != 0.0f)
+                    j->uk->f32_lerp(tmp + (int64_t)j->x0[ox] * C, v1, out + ox * C, (size_t)C, j->wx0[ox], j->wx1[ox]);
+                else
+                    memcpy(out + ox * C, v1, pix);
+            }
+        }
+    }
+}
 
 static void rz_tile(void *arg, int64_t b, int64_t e)
 {
@@ -176,20 +233,28 @@ kiln_status cpu_resize_run(ops_ctx *c)
             sc[i] = (double)out[i] / (double)x->dims[i];
         }
     }
-    /* batch and channel axes must be left alone */
-    for (int i = 0; i < 2; i++)
-        if (out[i] != x->dims[i] || fabs(sc[i] - 1.0) > 1e-9) return ops_run_reference(c);
-    int64_t H = x->dims[2], W = x->dims[3], OH = out[2], OW = out[3];
+    /* batch and channel axes must be left alone: axes 0, 1 (NCHW, resizing 2, 3) or else
+     * axes 0, 3 (channels-last, resizing 1, 2) */
+    bool keep[4];
+    for (int i = 0; i < 4; i++) keep[i] = out[i] == x->dims[i] && fabs(sc[i] - 1.0) <= 1e-9;
+    bool nhwc = false;
+    if (!keep[0] || !keep[1]) {
+        if (!keep[0] || !keep[3]) return ops_run_reference(c);
+        nhwc = true;
+    }
+    const int ah = nhwc ? 1 : 2, aw = nhwc ? 2 : 3;
+    const int64_t cpx = nhwc ? x->dims[3] : 1, planes = nhwc ? x->dims[0] : x->dims[0] * x->dims[1];
+    int64_t H = x->dims[ah], W = x->dims[aw], OH = out[ah], OW = out[aw];
     if ((H == 0 || W == 0) && OH * OW > 0) return ops_run_reference(c);
     if (H > INT32_MAX || W > INT32_MAX) return ops_run_reference(c);
     core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, 4, out);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
-    int64_t rows = x->dims[0] * x->dims[1] * OH, n_tiles = 0;
+    int64_t rows = planes * OH, n_tiles = 0;
     rz_job j;
     memset(&j, 0, sizeof j);
-    j.tile = cpu_misc_tile(ops_threadpool(c), rows, 4096 / OW + 1, &n_tiles);
-    j.slot = mode == RZ_LINEAR ? (W + 15) & ~(int64_t)15 : 0;
+    j.tile = cpu_misc_tile(ops_threadpool(c), rows, 4096 / (OW * cpx) + 1, &n_tiles);
+    j.slot = mode == RZ_LINEAR ? (W * cpx + 15) & ~(int64_t)15 : 0;
     size_t tab = (size_t)(2 * (OH + OW)) * (sizeof(int32_t) + sizeof(float));
     size_t bytes = tab + 64 + (size_t)(n_tiles * j.slot) * sizeof(float);
     char *mem = ops_scratch(c, bytes);
@@ -205,10 +270,10 @@ kiln_status cpu_resize_run(ops_ctx *c)
     j.x0 = iw + 2 * OH;
     j.x1 = iw + 2 * OH + OW;
     j.scratch = (float *)(((uintptr_t)(mem + tab) + 63) & ~(uintptr_t)63);
-    bool id_h = fabs(sc[2] - 1.0) <= 1e-9 && OH == H, id_w = fabs(sc[3] - 1.0) <= 1e-9 && OW == W;
-    rz_axis_table(mode, ctm, nearest, H, OH, sc[2], id_h, (int32_t *)j.y0, (int32_t *)j.y1, (float *)j.wy0,
+    bool id_h = keep[ah], id_w = keep[aw];
+    rz_axis_table(mode, ctm, nearest, H, OH, sc[ah], id_h, (int32_t *)j.y0, (int32_t *)j.y1, (float *)j.wy0,
                   (float *)j.wy1);
-    rz_axis_table(mode, ctm, nearest, W, OW, sc[3], id_w, (int32_t *)j.x0, (int32_t *)j.x1, (float *)j.wx0,
+    rz_axis_table(mode, ctm, nearest, W, OW, sc[aw], id_w, (int32_t *)j.x0, (int32_t *)j.x1, (float *)j.wx0,
                   (float *)j.wx1);
     j.x_dup2 = mode == RZ_NEAREST;
     for (int64_t ox = 0; ox < OW && j.x_dup2; ox++)
@@ -219,8 +284,10 @@ kiln_status cpu_resize_run(ops_ctx *c)
     j.W = W;
     j.OH = OH;
     j.OW = OW;
+    j.cpx = cpx;
     j.x = x->data;
     j.y = y->data;
-    core_threadpool_parallel_for(j.tile >= rows ? NULL : ops_threadpool(c), rows, j.tile, rz_tile, &j);
+    core_threadpool_parallel_for(j.tile >= rows ? NULL : ops_threadpool(c), rows, j.tile,
+                                 nhwc ? rz_tile_nhwc : rz_tile, &j);
     return KILN_OK;
 }
