@@ -80,6 +80,7 @@ typedef struct core_tensor {
     void *data;
     size_t nbytes;
     bool owns_data;
+    bool mapped;       /* data is registered mapped file data: see core_tensor_set_mapped */
     core_device device;
     core_quant *quant; /* NULL unless quantized; owned */
     char *name;        /* optional, owned; NULL for anonymous */
@@ -96,6 +97,21 @@ void core_tensor_destroy(core_tensor *t);
 int64_t core_shape_numel(int ndim, const int64_t *dims); /* -1 on overflow / negative */
 /* "2x3x4" style text of a shape into buf; returns buf. */
 char *core_shape_str(int ndim, const int64_t *dims, char *buf, size_t size);
+/* Mark t as borrowing clean file-backed memory: a private mapping of a file that nobody
+ * writes (the ONNX loader's mmap'd model and external-data files). While t lives, its data
+ * pointer is registered, and a consumer that has made its own derived copy of the bytes (the
+ * CPU weight cache, after packing) may hand their whole pages back to the OS with
+ * core_mapped_release: the kernel re-reads them from the file when anything touches them
+ * again, so every reader still sees the same values; only resident memory shrinks. Never
+ * mark data that can be written, or that is not file-backed (anonymous memory reads back as
+ * zeros). Returns false (t stays unmarked) on OOM or when t owns its data. */
+bool core_tensor_set_mapped(core_tensor *t);
+/* If p is the data pointer of a live tensor marked mapped and [p, p + n) lies within its
+ * bytes: drop the whole pages of [p, p + n) from this process, except pages that hold one of
+ * keep[0..n_keep) (ascending addresses the caller reads again soon, e.g. cache fingerprint
+ * samples, so that those reads do not fault pages back in). Returns the bytes dropped; 0 when
+ * p is not mapped data (nothing is done). Thread-safe. */
+size_t core_mapped_release(const void *p, size_t n, const void *const *keep, size_t n_keep);
 /* Replace string element i (copies s). Returns false on OOM. */
 bool core_tensor_set_string(core_tensor *t, int64_t i, const char *s, size_t len);
 

@@ -1,8 +1,11 @@
 /* tensor.c — dense tensors and reference-counted runtime values. */
 #include "core/core.h"
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 int64_t core_shape_numel(int ndim, const int64_t *dims)
 {
@@ -121,9 +124,94 @@ bool core_tensor_set_string(core_tensor *t, int64_t i, const char *s, size_t len
     return true;
 }
 
+/* ---- mapped tensors -------------------------------------------------------------------
+ * The data pointers of live tensors marked with core_tensor_set_mapped (a multiset: two
+ * tensors may borrow the same bytes), so that core_mapped_release only ever drops pages of
+ * file-backed weights, never anonymous memory (which would read back as zeros). */
+#define CT_MAP_BUCKETS 256
+
+typedef struct ct_mapped {
+    struct ct_mapped *next;
+    const void *data;
+    size_t nbytes;
+} ct_mapped;
+
+static pthread_mutex_t ct_map_mu = PTHREAD_MUTEX_INITIALIZER;
+static ct_mapped *ct_map[CT_MAP_BUCKETS];
+
+static size_t ct_map_bucket(const void *p)
+{
+    return (size_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 56) % CT_MAP_BUCKETS;
+}
+
+bool core_tensor_set_mapped(core_tensor *t)
+{
+    if (!t || t->owns_data || t->mapped || !t->data || !t->nbytes) return false;
+    ct_mapped *e = malloc(sizeof *e);
+    if (!e) return false;
+    e->data = t->data;
+    e->nbytes = t->nbytes;
+    size_t b = ct_map_bucket(t->data);
+    pthread_mutex_lock(&ct_map_mu);
+    e->next = ct_map[b];
+    ct_map[b] = e;
+    pthread_mutex_unlock(&ct_map_mu);
+    t->mapped = true;
+    return true;
+}
+
+static void ct_unmap(const core_tensor *t)
+{
+    size_t b = ct_map_bucket(t->data);
+    pthread_mutex_lock(&ct_map_mu);
+    for (ct_mapped **pp = &ct_map[b]; *pp; pp = &(*pp)->next) {
+        ct_mapped *e = *pp;
+        if (e->data == t->data) { /* all entries of one pointer lie in the same mapping */
+            *pp = e->next;
+            free(e);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ct_map_mu);
+}
+
+static size_t ct_drop(uintptr_t b, uintptr_t e)
+{
+    return e > b && madvise((void *)b, e - b, MADV_DONTNEED) == 0 ? e - b : 0;
+}
+
+size_t core_mapped_release(const void *p, size_t n, const void *const *keep, size_t n_keep)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    if (!p || !n || ps <= 0) return 0;
+    uintptr_t lo = (uintptr_t)p, hi = lo + n;
+    if (hi < lo) return 0;
+    size_t dropped = 0;
+    pthread_mutex_lock(&ct_map_mu);
+    const ct_mapped *e = ct_map[ct_map_bucket(p)];
+    while (e && !(e->data == p && n <= e->nbytes)) e = e->next;
+    if (e) {
+        /* whole pages only: the partial first and last pages hold neighbouring bytes */
+        uintptr_t b = (lo + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1), end = hi & ~((uintptr_t)ps - 1);
+        uintptr_t run = b;
+        size_t k = 0;
+        for (uintptr_t pg = b; pg < end; pg += (uintptr_t)ps) {
+            while (k < n_keep && (uintptr_t)keep[k] < pg) k++;
+            if (k < n_keep && (uintptr_t)keep[k] < pg + (uintptr_t)ps) {
+                dropped += ct_drop(run, pg);
+                run = pg + (uintptr_t)ps;
+            }
+        }
+        dropped += ct_drop(run, end);
+    }
+    pthread_mutex_unlock(&ct_map_mu);
+    return dropped;
+}
+
 void core_tensor_destroy(core_tensor *t)
 {
     if (!t) return;
+    if (t->mapped) ct_unmap(t);
     if (t->owns_data) {
         if (t->dtype == KILN_DTYPE_STRING && t->data) {
             char **s = t->data;

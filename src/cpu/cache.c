@@ -24,21 +24,48 @@ static pthread_mutex_t cc_mu = PTHREAD_MUTEX_INITIALIZER;
 static cc_entry *cc_buckets[CC_BUCKETS];
 static size_t cc_bytes;
 
-/* Hash of 61 values sampled evenly over the tensor (plus first/last): a freed tensor's address
- * reused by different weights of the same size is caught unless all samples agree. */
+/* The elements the fingerprint reads: 61 spread evenly over the tensor (i = 0, step, ...)
+ * plus the last one. Returns how many indices it wrote to idx (at most CC_SAMPLES). */
+#define CC_SAMPLES 63
+
+static int cc_samples(size_t n, size_t idx[CC_SAMPLES])
+{
+    int k = 0;
+    if (n == 0) return 0;
+    size_t step = n / 61 + 1;
+    for (size_t i = 0; i < n && k < CC_SAMPLES - 1; i += step) idx[k++] = i;
+    idx[k++] = n - 1;
+    return k;
+}
+
+/* Hash of the sampled values: a freed tensor's address reused by different weights of the
+ * same size is caught unless all samples agree. */
 static uint64_t cc_fingerprint(const float *w, size_t n)
 {
     uint64_t h = 1469598103934665603ull ^ (uint64_t)n;
-    if (n == 0) return h;
-    size_t step = n / 61 + 1;
-    for (size_t i = 0; i < n; i += step) {
+    size_t idx[CC_SAMPLES];
+    int k = cc_samples(n, idx);
+    for (int i = 0; i < k; i++) {
         uint32_t bits;
-        memcpy(&bits, w + i, 4);
+        memcpy(&bits, w + idx[i], 4);
         h = (h ^ bits) * 1099511628211ull;
     }
-    uint32_t last;
-    memcpy(&last, w + n - 1, 4);
-    return (h ^ last) * 1099511628211ull;
+    return h;
+}
+
+/* A new entry holds everything the kernel needs from w: when w is a weight borrowed from a
+ * clean file mapping (core_tensor_set_mapped), hand its pages back to the OS. They are
+ * re-read from the file if anything touches them again (the reference kernel, another
+ * node, another ISA's packing), so this only lowers resident memory, which otherwise holds
+ * each such weight twice. The pages the fingerprint samples stay, so that the lookups of
+ * later runs do not fault anything back in. */
+static void cc_release_source(const float *w, size_t w_floats)
+{
+    size_t idx[CC_SAMPLES];
+    const void *keep[CC_SAMPLES];
+    int k = cc_samples(w_floats, idx);
+    for (int i = 0; i < k; i++) keep[i] = w + idx[i];
+    core_mapped_release(w, w_floats * sizeof(float), keep, (size_t)k);
 }
 
 static size_t cc_bucket(const float *w, int kind)
@@ -118,6 +145,8 @@ const float *cpu_cache_get(const float *w, size_t w_floats, int kind, const int6
     if (ne) {
         free(ne->data);
         free(ne);
+    } else {
+        cc_release_source(w, w_floats);
     }
     return e->data;
 }

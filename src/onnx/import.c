@@ -112,6 +112,7 @@ typedef struct fn_def {
 typedef struct loader {
     ir_model *m;
     bool borrow;          /* tensors may borrow from the backing buffer */
+    bool file_backed;     /* the backing buffer is a private mapping of the model file */
     const char *base_dir; /* external data directory, NULL = none allowed */
     char *base_real;
     ext_file *ext;
@@ -152,6 +153,20 @@ static bool add_mapping(ir_model *m, void *addr, size_t size, bool is_mmap)
     nm[m->n_mappings].is_mmap = is_mmap;
     m->n_mappings++;
     return true;
+}
+
+/* A private mapping of a model or external-data file is mapped with 4 KB pages only: the CPU
+ * weight cache drops the pages of a weight once it holds a packed copy, keeping a few it
+ * samples (core_mapped_release), and a large folio mapped whole (2 MB) would be unmapped whole
+ * by such a partial drop and then brought back whole by the next sample read. */
+static void map_small_pages(void *addr, size_t size)
+{
+#ifdef MADV_NOHUGEPAGE
+    madvise(addr, size, MADV_NOHUGEPAGE); /* advice only: failure changes nothing */
+#else
+    (void)addr;
+    (void)size;
+#endif
 }
 
 /* ---- external data ------------------------------------------------------------------------ */
@@ -266,6 +281,7 @@ static kiln_status ext_get(loader *L, const char *tname, span loc, uint64_t off,
                 free(real);
                 return st;
             }
+            map_small_pages(addr, fsz);
         }
         close(fd);
         ext_file *ne = core_realloc(L->ext, sizeof *ne * (size_t)(L->n_ext + 1));
@@ -534,8 +550,10 @@ static core_tensor *tensor_new_uninit(kiln_dtype dt, int ndim, const int64_t *di
 
 /* The bytes of a tensor just copied out of the mapped model are not needed again: drop the
  * whole pages they cover from the process (they are clean file pages of a private
- * mapping, so the kernel re-reads them from the file if anything ever touches them), so
- * that resident memory holds each weight once, not twice. */
+ * mapping, so the kernel re-reads them from the file if anything ever touches them, e.g.
+ * a function body decoded again at its next call site), so that resident memory holds
+ * each weight once, not twice. Only for file-backed bytes: anonymous memory (a model
+ * loaded from memory) would read back as zeros. */
 static void release_copied_pages(const uint8_t *bytes, size_t n)
 {
     long ps = sysconf(_SC_PAGESIZE);
@@ -617,10 +635,17 @@ static kiln_status tensor_decode(loader *L, span raw, const char *ctx, core_tens
                               what, ti.location == 1 ? "external data" : "raw_data", nb_have,
                               (long long)want, core_shape_str(ti.ndim, dims, nb, sizeof nb), core_dtype_name(dt));
         size_t es = core_dtype_size(dt);
+        /* external data files are always mapped; the model's own bytes when it was loaded
+         * from a file */
+        bool file_backed = ti.location == 1 || L->file_backed;
         if (L->borrow && numel > 0 && !packed_bits(dt) && ((uintptr_t)bytes % es) == 0) {
             t = core_tensor_wrap(dt, ti.ndim, dims, (void *)bytes);
             if (!t)
                 return core_error_prefix(KILN_ERR_PARSE, "%s: ", what);
+            /* registered so that the CPU weight cache may drop these pages once it holds a
+             * packed copy (a failure to register only forgoes that) */
+            if (file_backed)
+                core_tensor_set_mapped(t);
         } else {
             t = tensor_new_uninit(dt, ti.ndim, dims);
             if (!t)
@@ -629,7 +654,8 @@ static kiln_status tensor_decode(loader *L, span raw, const char *ctx, core_tens
                 unpack_sub(t->data, bytes, numel, dt);
             else if (t->nbytes)
                 memcpy(t->data, bytes, t->nbytes);
-            if (L->borrow) release_copied_pages(bytes, nb_have);
+            if (L->borrow && file_backed)
+                release_copied_pages(bytes, nb_have);
         }
     } else {
         onnx_wire_type ewt;
@@ -2061,13 +2087,14 @@ static void loader_done(loader *L)
     free(L->base_real);
 }
 
-static kiln_status model_load(ir_model *m, const uint8_t *data, size_t size, const char *base_dir,
-                              ir_model **out)
+static kiln_status model_load(ir_model *m, const uint8_t *data, size_t size, bool file_backed,
+                              const char *base_dir, ir_model **out)
 {
     loader L;
     memset(&L, 0, sizeof L);
     L.m = m;
     L.borrow = true;
+    L.file_backed = file_backed;
     L.base_dir = base_dir;
     kiln_status st = model_decode(&L, data, size);
     loader_done(&L);
@@ -2105,6 +2132,7 @@ kiln_status onnx_model_load_file(const char *path, ir_model **out)
     close(fd);
     if (addr == MAP_FAILED)
         return core_error(KILN_ERR_IO, "cannot map '%s': %s", path, strerror(errno));
+    map_small_pages(addr, size);
     ir_model *m = core_calloc(1, sizeof *m);
     if (!m || !add_mapping(m, addr, size, true)) {
         free(m);
@@ -2117,7 +2145,7 @@ kiln_status onnx_model_load_file(const char *path, ir_model **out)
         ir_model_destroy(m);
         return core_oom();
     }
-    kiln_status st = model_load(m, addr, size, dir, out);
+    kiln_status st = model_load(m, addr, size, true, dir, out);
     free(dir);
     if (st)
         return core_error_prefix(st, "%s: ", path);
@@ -2141,7 +2169,7 @@ kiln_status onnx_model_load_memory(const void *data, size_t size, const char *ba
         return core_oom();
     }
     memcpy(copy, data, size);
-    return model_load(m, copy, size, base_dir, out);
+    return model_load(m, copy, size, false, base_dir, out);
 }
 
 kiln_status onnx_tensor_decode(const void *data, size_t size, core_tensor **out)
