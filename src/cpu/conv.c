@@ -132,7 +132,7 @@ static kiln_status conv_dw(const cpu_conv2d *g, const float *x, const float *w,
 
 /* KILN_CPU_CONV=gemm|dw|winograd forces one algorithm wherever it applies (for testing and
  * measuring; read once). */
-static int conv_forced_algo(void)
+int cpu_conv_forced_algo(void)
 {
     static int cached = -1;
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
@@ -161,7 +161,7 @@ kiln_status cpu_conv2d_f32(const cpu_conv2d *g, const float *x, const float *w,
     bool dw = cpu_conv2d_is_depthwise(g);
     bool wino = cpu_conv2d_winograd_eligible(g);
     if (algo == CPU_CONV_AUTO) {
-        int force = conv_forced_algo();
+        int force = cpu_conv_forced_algo();
         if (force) algo = force;
         else if (dw) algo = CPU_CONV_DW;
         else if (wino && cpu_conv2d_winograd_preferred(g)) algo = CPU_CONV_WINO;

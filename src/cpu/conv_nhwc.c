@@ -11,6 +11,7 @@
  * kernel row (KW*C floats; (kx, c) is exactly the packed k order) becomes one run: KH taps
  * instead of KH*KW. Inside the image such a row is contiguous in a dense input; rows that
  * touch the padding are assembled with their zeros in per-thread scratch. */
+#include "cpu/conv_internal.h"
 #include "cpu/nhwc.h"
 #include "cpu/ukernels/f32-igemm/igemm.h"
 #include <stdlib.h>
@@ -335,6 +336,7 @@ kiln_status cpu_conv2d_nhwc_f32(const cpu_conv2d *g, const float *x, int64_t xs,
                                 core_threadpool *pool)
 {
     kiln_status st = KILN_ERR_UNSUPPORTED;
+    if (algo == CPU_CONV_AUTO && cpu_conv_forced_algo()) algo = cpu_conv_forced_algo();
     if ((algo == CPU_CONV_AUTO || algo == CPU_CONV_DW) && cpu_conv2d_nhwc_dw_eligible(g))
         st = cpu_dwconv2d_nhwc_f32(g, x, xs, w, bias, resid, rs, y, ys, ep, cache, pool);
     else if ((algo == CPU_CONV_WINO || (algo == CPU_CONV_AUTO && cpu_conv2d_nhwc_winograd_preferred(g))) &&
