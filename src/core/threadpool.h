@@ -1,7 +1,8 @@
 /* threadpool.h — a fixed set of worker threads that split loops into tiles. The caller
  * takes part, so a pool of N threads uses N-1 workers plus the calling thread; idle
- * workers sleep (no spinning beyond a short grace period). One pool serves one context,
- * used by one thread at a time. */
+ * workers sleep (no spinning beyond a short grace period), and the caller never waits for
+ * a sleeping worker to wake: it runs the tiles nobody has taken itself. One pool serves one
+ * context, used by one thread at a time. */
 #ifndef KILN_THREADPOOL_H
 #define KILN_THREADPOOL_H
 

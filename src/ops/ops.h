@@ -56,6 +56,11 @@ bool ops_has_output(const ops_ctx *c, int i);  /* the node names output i */
 core_tensor *ops_input(const ops_ctx *c, int i);
 core_value *ops_input_value(const ops_ctx *c, int i); /* borrowed; NULL if omitted */
 core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int64_t *dims);
+/* As ops_output, but the contents are undefined (no zero fill): only for kernels that
+ * write every element on every path that returns KILN_OK. A kernel that falls back to
+ * ops_run_reference after this gets a zeroed output again from the reference's own
+ * ops_output call. KILN_POISON_UNINIT=1 fills these outputs with NaNs instead, for tests. */
+core_tensor *ops_output_uninit(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int64_t *dims);
 /* Takes ownership of the caller's reference to v. */
 kiln_status ops_set_output(ops_ctx *c, int i, core_value *v);
 

@@ -95,6 +95,9 @@ kiln_status ops_run_reference(ops_ctx *c)
     int64_t opset = ops_opset(c);
     const ops_schema *s = ops_find_reference(c->node->domain, c->node->op_type, opset);
     if (!s) return ops_error(c, KILN_ERR_UNSUPPORTED, "no reference kernel");
+    /* Outputs the fast kernel already made (possibly uninitialized, ops_output_uninit) are
+     * dropped: the reference allocates its own, zeroed as it expects. */
+    for (int k = 0; k < c->node->n_outputs; k++) { core_value_release(c->out[k]); c->out[k] = NULL; }
     return s->run(c);
 }
 
@@ -128,7 +131,24 @@ core_tensor *ops_input(const ops_ctx *c, int i)
     return v && v->kind == CORE_VALUE_TENSOR ? v->tensor : NULL;
 }
 
-core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int64_t *dims)
+/* KILN_POISON_UNINIT=1: ops_output_uninit fills its outputs with 0xFF bytes (a float NaN)
+ * instead of leaving them as they are, so a kernel that does not write every element shows
+ * up in tests as NaNs rather than as stale data that happens to be right. */
+static bool rt_poison_uninit(void)
+{
+    static int cached = -1; /* benign race: every thread computes the same value */
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const char *e = getenv("KILN_POISON_UNINIT");
+        v = e && *e && strcmp(e, "0") != 0;
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v != 0;
+}
+
+/* ops_output and ops_output_uninit: an activation from the planned arena when the plan
+ * covers it (zeroed unless `zero` is false), else a fresh zeroed tensor. */
+static core_tensor *rt_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int64_t *dims, bool zero)
 {
     if (i < 0 || i >= c->node->n_outputs) {
         ops_error(c, KILN_ERR_INTERNAL, "kernel wrote output %d of %d", i, c->node->n_outputs);
@@ -149,14 +169,21 @@ core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int
         int64_t n = core_shape_numel(ndim, dims);
         size_t bytes = n >= 0 ? (size_t)n * core_dtype_size(dtype) : 0;
         if (slot >= 0 && n >= 0 && ((bytes + 63) & ~(size_t)63) == s->slots[slot].size) {
-            /* Kernels may rely on zeroed outputs, as core_tensor_create gives. */
+            /* Kernels may rely on zeroed outputs, as core_tensor_create gives. A slot that
+             * nests an elided Concat's inputs already holds their data. */
             void *p = (char *)s->arena + s->slots[slot].offset;
-            if (!s->slots[slot].nests) memset(p, 0, bytes);
+            if (!s->slots[slot].nests) {
+                if (zero) memset(p, 0, bytes);
+                else if (rt_poison_uninit()) memset(p, 0xFF, bytes);
+            }
             t = core_tensor_wrap(dtype, ndim, dims, p);
         }
         else s->mismatch = true;
     }
-    if (!t) t = core_tensor_create(dtype, ndim, dims);
+    if (!t) {
+        t = core_tensor_create(dtype, ndim, dims);
+        if (t && !zero && t->nbytes && rt_poison_uninit()) memset(t->data, 0xFF, t->nbytes);
+    }
     if (!t) {
         ops_error(c, KILN_ERR_OUT_OF_MEMORY, "cannot allocate output %d: %s", i, core_error_text());
         return NULL;
@@ -184,6 +211,16 @@ core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int
     core_value_release(c->out[i]);
     c->out[i] = v;
     return t;
+}
+
+core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int64_t *dims)
+{
+    return rt_output(c, i, dtype, ndim, dims, true);
+}
+
+core_tensor *ops_output_uninit(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int64_t *dims)
+{
+    return rt_output(c, i, dtype, ndim, dims, dtype == KILN_DTYPE_STRING);
 }
 
 kiln_status ops_set_output(ops_ctx *c, int i, core_value *v)
