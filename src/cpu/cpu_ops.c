@@ -139,7 +139,7 @@ static kiln_status cpu_conv_common(ops_ctx *c, bool fused)
         for (int i = 0; i < x->ndim; i++)
             if (z->dims[i] != yd[i]) return ops_run_reference(c);
     }
-    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, x->ndim, yd);
+    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, x->ndim, yd);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
     if (x->numel == 0 || w->numel == 0) return ops_run_reference(c);
@@ -206,7 +206,7 @@ static kiln_status cpu_matmul_common(ops_ctx *c, bool fused)
     for (int i = 0; i < nb; i++) od[on++] = bd[i];
     if (a->ndim >= 2) od[on++] = M;
     if (b->ndim >= 2) od[on++] = N;
-    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, on, od);
+    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, on, od);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
     int64_t nbatch = core_shape_numel(nb, bd);
@@ -296,7 +296,7 @@ static kiln_status cpu_gemm_common(ops_ctx *c, bool fused)
         }
         ops_broadcast_strides(cc->ndim, cc->dims, 2, yd, cstr);
     }
-    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, 2, yd);
+    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, 2, yd);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
     float *tmp = NULL;

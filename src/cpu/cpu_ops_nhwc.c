@@ -32,7 +32,7 @@ static kiln_status nhwc_conv_run(ops_ctx *c)
     if (z)
         for (int i = 0; i < 4; i++)
             if (z->dims[i] != yd[i]) return ops_run_reference(c);
-    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, 4, yd);
+    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, 4, yd);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
     if (x->numel == 0 || w->numel == 0) return ops_run_reference(c);
@@ -88,7 +88,7 @@ static kiln_status nhwc_pool(ops_ctx *c, int kind)
     cpu_pool2d g;
     if (!x || x->dtype != KILN_DTYPE_FLOAT || !nhwc_pool_geom(c, x, &g)) return ops_run_reference(c);
     int64_t yd[4] = {g.N, g.OH, g.OW, g.C};
-    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, 4, yd);
+    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, 4, yd);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
     bool cip = ops_attr_int(c, "count_include_pad", 0) != 0;
@@ -103,7 +103,7 @@ static kiln_status nhwc_global_pool(ops_ctx *c, int kind)
     const core_tensor *x = ops_input(c, 0);
     if (!x || x->dtype != KILN_DTYPE_FLOAT || x->ndim != 4) return ops_run_reference(c);
     int64_t yd[4] = {x->dims[0], 1, 1, x->dims[3]};
-    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, 4, yd);
+    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, 4, yd);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
     if (x->numel == 0) return ops_run_reference(c);
