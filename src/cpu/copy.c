@@ -2,14 +2,38 @@
  * threaded over output ranges (Concat of short rows, as on the channel axis of NHWC tensors,
  * over whole rows). Slices and permutations become one strided gather with merged
  * dims (contiguous rows by memcpy); a permutation that moves the input's last dim is copied in
- * cache-sized 2-D tiles. Strings and malformed nodes go to the reference (which reports the
- * errors). */
+ * cache-sized 2-D tiles, except few-channel interleaves (NCHW <-> NHWC of images), which have
+ * their own loops. Outputs are not zero-filled first (every element is written). Strings and
+ * malformed nodes go to the reference (which reports the errors). */
 #include "cpu/cpu_misc.h"
 #include "ops/util.h"
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include "cpu/ukernels/avx512-math.h"
+#define CP_X86 1
+#endif
 
 #define CP_MIN_TILE 262144 /* elements: copies are memory-bound, threads pay off late */
+#define CP_MIN_THREAD 65536 /* elements per thread for the one-range-per-thread copies */
 #define CP_BLOCK 32
+#define CP_SMALL 16        /* few-channel transposes: the short dim at most this */
+#define CP_SMALL_MIN 32768 /* elements per thread before a few-channel transpose is threaded */
+
+/* Runs fn over [0, n) in exactly the pool's thread count of equal ranges (fewer when a range
+ * would hold under min items; inline when one). Memory-bound loops want one long stream per
+ * core rather than many short tiles. */
+static void cp_split_threads(core_threadpool *pool, int64_t n, int64_t min,
+                             void (*fn)(void *arg, int64_t b, int64_t e), void *arg)
+{
+    if (n <= 0) return;
+    int64_t nt = core_threadpool_size(pool), lim = n / (min > 0 ? min : 1);
+    if (nt > lim) nt = lim;
+    if (nt <= 1) {
+        fn(arg, 0, n);
+        return;
+    }
+    core_threadpool_parallel_for(pool, n, (n + nt - 1) / nt, fn, arg);
+}
 
 static bool cp_esize_ok(const core_tensor *t)
 {
@@ -141,17 +165,192 @@ static void cp_tile2d(void *arg, int64_t tb, int64_t te)
     }
 }
 
+/* ---- few-channel transposes (4-byte elements) -------------------------------------------------
+ * Output [outer..., A, B] with A's source stride 1 and B's sb. Interleave (B <= CP_SMALL, as
+ * NCHW -> NHWC of an image): d[a * B + j] = s[a + j * sb]. De-interleave (A <= CP_SMALL, as
+ * NHWC -> NCHW of few channels): d[i * B + b] = s[i + b * sb]. Both are threaded over the
+ * long dim flattened with the outer dims; 3 channels have AVX-512 permute kernels, other
+ * counts unrolled scalar loops (still one load and one store per element). */
+
+/* d[a * B + j] = s[a + j * sb] for a < n, j < B. */
+static inline __attribute__((always_inline)) void cp_il_scalar_n(const uint32_t *s, int64_t sb, uint32_t *d,
+                                                                 int64_t n, int64_t B)
+{
+    for (int64_t a = 0; a < n; a++)
+        for (int64_t j = 0; j < B; j++) d[a * B + j] = s[a + j * sb];
+}
+
+static void cp_il_scalar(const uint32_t *s, int64_t sb, uint32_t *d, int64_t n, int64_t B)
+{
+    switch (B) { /* constant B: the inner loop unrolls */
+    case 1: cp_il_scalar_n(s, sb, d, n, 1); break;
+    case 2: cp_il_scalar_n(s, sb, d, n, 2); break;
+    case 3: cp_il_scalar_n(s, sb, d, n, 3); break;
+    case 4: cp_il_scalar_n(s, sb, d, n, 4); break;
+    default: cp_il_scalar_n(s, sb, d, n, B); break;
+    }
+}
+
+/* d[i * ds + b] = s[i + b * sb] for i < A, b < n. */
+static inline __attribute__((always_inline)) void cp_dl_scalar_n(const uint32_t *s, int64_t sb, uint32_t *d,
+                                                                 int64_t ds, int64_t n, int64_t A)
+{
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t i = 0; i < A; i++) d[i * ds + b] = s[i + b * sb];
+}
+
+static void cp_dl_scalar(const uint32_t *s, int64_t sb, uint32_t *d, int64_t ds, int64_t n, int64_t A)
+{
+    switch (A) {
+    case 1: cp_dl_scalar_n(s, sb, d, ds, n, 1); break;
+    case 2: cp_dl_scalar_n(s, sb, d, ds, n, 2); break;
+    case 3: cp_dl_scalar_n(s, sb, d, ds, n, 3); break;
+    case 4: cp_dl_scalar_n(s, sb, d, ds, n, 4); break;
+    default: cp_dl_scalar_n(s, sb, d, ds, n, A); break;
+    }
+}
+
+#ifdef CP_X86
+/* 3 planes -> 16 interleaved pixels per step: each output vector takes its first two channels
+ * from two planes with one two-source permute, the third under a mask. */
+static CPU_AVX512 void cp_il3_avx512(const uint32_t *s, int64_t sb, uint32_t *d, int64_t n)
+{
+    int32_t i1[3][16], i2[3][16];
+    __mmask16 m[3];
+    for (int k = 0; k < 3; k++) {
+        m[k] = 0;
+        for (int i = 0; i < 16; i++) {
+            int j = 16 * k + i, p = j / 3, ch = j % 3;
+            i1[k][i] = ch == 0 ? p : ch == 1 ? 16 + p : 0;
+            i2[k][i] = p;
+            if (ch == 2) m[k] = (__mmask16)(m[k] | (1u << i));
+        }
+    }
+    const __m512i a0 = _mm512_loadu_si512(i1[0]), a1 = _mm512_loadu_si512(i1[1]), a2 = _mm512_loadu_si512(i1[2]);
+    const __m512i b0 = _mm512_loadu_si512(i2[0]), b1 = _mm512_loadu_si512(i2[1]), b2 = _mm512_loadu_si512(i2[2]);
+    int64_t a = 0;
+    for (; a + 16 <= n; a += 16) {
+        __m512i r = _mm512_loadu_si512(s + a), g = _mm512_loadu_si512(s + a + sb), b = _mm512_loadu_si512(s + a + 2 * sb);
+        uint32_t *o = d + a * 3;
+        _mm512_storeu_si512(o, _mm512_mask_permutexvar_epi32(_mm512_permutex2var_epi32(r, a0, g), m[0], b0, b));
+        _mm512_storeu_si512(o + 16, _mm512_mask_permutexvar_epi32(_mm512_permutex2var_epi32(r, a1, g), m[1], b1, b));
+        _mm512_storeu_si512(o + 32, _mm512_mask_permutexvar_epi32(_mm512_permutex2var_epi32(r, a2, g), m[2], b2, b));
+    }
+    cp_il_scalar_n(s + a, sb, d + a * 3, n - a, 3);
+}
+
+/* 16 interleaved 3-channel pixels -> 3 planes per step (the inverse permutes). */
+static CPU_AVX512 void cp_dl3_avx512(const uint32_t *s, int64_t sb, uint32_t *d, int64_t ds, int64_t n)
+{
+    int32_t i1[3][16], i2[3][16];
+    __mmask16 m[3];
+    for (int ch = 0; ch < 3; ch++) {
+        m[ch] = 0;
+        for (int p = 0; p < 16; p++) {
+            int q = 3 * p + ch;
+            i1[ch][p] = q < 32 ? q : 0;
+            i2[ch][p] = q >= 32 ? q - 32 : 0;
+            if (q >= 32) m[ch] = (__mmask16)(m[ch] | (1u << p));
+        }
+    }
+    const __m512i a0 = _mm512_loadu_si512(i1[0]), a1 = _mm512_loadu_si512(i1[1]), a2 = _mm512_loadu_si512(i1[2]);
+    const __m512i b0 = _mm512_loadu_si512(i2[0]), b1 = _mm512_loadu_si512(i2[1]), b2 = _mm512_loadu_si512(i2[2]);
+    int64_t b = 0;
+    for (; b + 16 <= n; b += 16) {
+        const uint32_t *x = s + b * 3;
+        __m512i v0 = _mm512_loadu_si512(x), v1 = _mm512_loadu_si512(x + 16), v2 = _mm512_loadu_si512(x + 32);
+        _mm512_storeu_si512(d + b, _mm512_mask_permutexvar_epi32(_mm512_permutex2var_epi32(v0, a0, v1), m[0], b0, v2));
+        _mm512_storeu_si512(d + ds + b, _mm512_mask_permutexvar_epi32(_mm512_permutex2var_epi32(v0, a1, v1), m[1], b1, v2));
+        _mm512_storeu_si512(d + 2 * ds + b, _mm512_mask_permutexvar_epi32(_mm512_permutex2var_epi32(v0, a2, v1), m[2], b2, v2));
+    }
+    cp_dl_scalar_n(s + b * 3, sb, d + b, ds, n - b, 3);
+}
+#endif
+
+static bool cp_isa_avx512(void)
+{
+#ifdef CP_X86
+    return !strcmp(cpu_ukernels_get()->isa, "avx512");
+#else
+    return false;
+#endif
+}
+
+/* Source offset of outer index o (the dims before the last two). */
+static int64_t cp_outer_off(const cp_plan *p, int64_t o)
+{
+    int64_t off = p->soff;
+    for (int d = p->nd - 3; d >= 0; d--) {
+        off += (o % p->dims[d]) * p->ss[d];
+        o /= p->dims[d];
+    }
+    return off;
+}
+
+/* Interleave over flattened (outer, a) in [b, e). */
+static void cp_il_tile(void *arg, int64_t b, int64_t e)
+{
+    const cp_plan *p = arg;
+    int nd = p->nd;
+    int64_t A = p->dims[nd - 2], B = p->dims[nd - 1], sb = p->ss[nd - 1];
+    bool v3 = B == 3 && cp_isa_avx512() && sb >= 16;
+    while (b < e) {
+        int64_t o = b / A, a = b % A, n = A - a < e - b ? A - a : e - b;
+        const uint32_t *s = (const uint32_t *)p->src + cp_outer_off(p, o) + a;
+        uint32_t *d = (uint32_t *)p->dst + b * B;
+#ifdef CP_X86
+        if (v3) cp_il3_avx512(s, sb, d, n);
+        else
+#endif
+            cp_il_scalar(s, sb, d, n, B);
+        (void)v3;
+        b += n;
+    }
+}
+
+/* De-interleave over flattened (outer, b) in [b, e). */
+static void cp_dl_tile(void *arg, int64_t b, int64_t e)
+{
+    const cp_plan *p = arg;
+    int nd = p->nd;
+    int64_t A = p->dims[nd - 2], B = p->dims[nd - 1], sb = p->ss[nd - 1];
+    bool v3 = A == 3 && sb == 3 && cp_isa_avx512();
+    while (b < e) {
+        int64_t o = b / B, j = b % B, n = B - j < e - b ? B - j : e - b;
+        const uint32_t *s = (const uint32_t *)p->src + cp_outer_off(p, o) + j * sb;
+        uint32_t *d = (uint32_t *)p->dst + o * A * B + j;
+#ifdef CP_X86
+        if (v3) cp_dl3_avx512(s, sb, d, B, n);
+        else
+#endif
+            cp_dl_scalar(s, sb, d, B, n, A);
+        (void)v3;
+        b += n;
+    }
+}
+
 static void cp_run(ops_ctx *c, cp_plan *p)
 {
     if (p->total == 0) return;
     int nd = p->nd;
     core_threadpool *pool = ops_threadpool(c);
+    if (nd >= 2 && p->es == 4 && p->ss[nd - 1] != 1 && p->ss[nd - 2] == 1 && p->dims[nd - 1] > 1) {
+        int64_t A = p->dims[nd - 2], B = p->dims[nd - 1];
+        if (B <= CP_SMALL && A >= 4 * B) {
+            cp_split_threads(pool, p->total / B, CP_SMALL_MIN / B, cp_il_tile, p);
+            return;
+        }
+        if (A <= CP_SMALL && B >= 4 * A) {
+            cp_split_threads(pool, p->total / A, CP_SMALL_MIN / A, cp_dl_tile, p);
+            return;
+        }
+    }
     if (nd >= 2 && p->ss[nd - 1] != 1 && p->ss[nd - 2] == 1 && p->dims[nd - 1] > 1) {
         int64_t A = p->dims[nd - 2], B = p->dims[nd - 1];
         int64_t tasks = p->total / (A * B) * ((A + CP_BLOCK - 1) / CP_BLOCK);
         cpu_misc_parallel(pool, tasks, CP_MIN_TILE / (CP_BLOCK * B) + 1, cp_tile2d, p);
     } else {
-        cpu_misc_parallel(pool, p->total, CP_MIN_TILE, cp_gather_tile, p);
+        cp_split_threads(pool, p->total, CP_MIN_THREAD, cp_gather_tile, p);
     }
 }
 
@@ -183,7 +382,7 @@ kiln_status cpu_transpose_run(ops_ctx *c)
         od[i] = x->dims[perm[i]];
         ss[i] = xs[perm[i]];
     }
-    core_tensor *y = ops_output(c, 0, x->dtype, r, od);
+    core_tensor *y = ops_output_uninit(c, 0, x->dtype, r, od);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     cp_plan p;
     memset(&p, 0, sizeof p);
@@ -291,7 +490,7 @@ kiln_status cpu_slice_run(ops_ctx *c)
         ss[ax] = xs[ax] * t;
         if (cnt > 0) soff += s * xs[ax];
     }
-    core_tensor *y = ops_output(c, 0, x->dtype, r, od);
+    core_tensor *y = ops_output_uninit(c, 0, x->dtype, r, od);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     cp_plan p;
     memset(&p, 0, sizeof p);
@@ -343,7 +542,7 @@ static void cp_parts_tile(void *arg, int64_t b, int64_t e)
 
 static void cp_parts_run(ops_ctx *c, cp_parts *p, int64_t total)
 {
-    if (total > 0 && p->row > 0) cpu_misc_parallel(ops_threadpool(c), total, CP_MIN_TILE, cp_parts_tile, p);
+    if (total > 0 && p->row > 0) cp_split_threads(ops_threadpool(c), total, CP_MIN_THREAD, cp_parts_tile, p);
 }
 
 /* Concat over outer rows [b, e) when rows are short (the last axis of channels-last tensors):
@@ -359,6 +558,20 @@ static void cp_concat_rows_tile(void *arg, int64_t b, int64_t e)
             char *dk = d + (size_t)p->start[k] * p->es;
             /* an elided Concat's producers already wrote into place */
             if (plen > 0 && dk != s) memcpy(dk, s, (size_t)plen * p->es);
+        }
+    }
+}
+
+/* Split over outer rows [b, e) when rows are short (the merged sibling convolutions of a
+ * channels-last network): per row one copy per part. */
+static void cp_split_rows_tile(void *arg, int64_t b, int64_t e)
+{
+    const cp_parts *p = arg;
+    for (int64_t o = b; o < e; o++) {
+        const char *s = p->whole_src + (size_t)(o * p->row) * p->es;
+        for (int k = 0; k < p->n; k++) {
+            int64_t plen = p->start[k + 1] - p->start[k];
+            if (plen > 0) memcpy(p->dst[k] + (size_t)(o * plen) * p->es, s + (size_t)p->start[k] * p->es, (size_t)plen * p->es);
         }
     }
 }
@@ -393,12 +606,12 @@ kiln_status cpu_concat_run(ops_ctx *c)
     p.n = ni;
     p.start[ni] = od[axis] * inner;
     p.row = od[axis] * inner;
-    core_tensor *y = ops_output(c, 0, x0->dtype, r, od);
+    core_tensor *y = ops_output_uninit(c, 0, x0->dtype, r, od);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     p.whole_dst = y->data;
     if (outer > 1 && p.row > 0 && p.row <= 4096) {
         /* short rows (NHWC concat on the channel axis): whole rows per tile */
-        cpu_misc_parallel(ops_threadpool(c), outer, CP_MIN_TILE / p.row + 1, cp_concat_rows_tile, &p);
+        cp_split_threads(ops_threadpool(c), outer, CP_MIN_THREAD / p.row + 1, cp_concat_rows_tile, &p);
         return KILN_OK;
     }
     cp_parts_run(c, &p, outer * p.row);
@@ -455,7 +668,7 @@ kiln_status cpu_split_run(ops_ctx *c)
     for (int i = 0; i < no; i++) {
         memcpy(od, x->dims, sizeof(int64_t) * (size_t)r);
         od[axis] = sizes[i];
-        core_tensor *y = ops_output(c, i, x->dtype, r, od);
+        core_tensor *y = ops_output_uninit(c, i, x->dtype, r, od);
         if (!y) return KILN_ERR_OUT_OF_MEMORY;
         p.dst[i] = y->data;
         p.start[i] = at * inner;
@@ -464,6 +677,10 @@ kiln_status cpu_split_run(ops_ctx *c)
     p.start[no] = at * inner;
     p.row = dim * inner;
     p.whole_src = x->data;
+    if (outer > 1 && p.row > 0 && p.row <= 4096) {
+        cp_split_threads(ops_threadpool(c), outer, CP_MIN_THREAD / p.row + 1, cp_split_rows_tile, &p);
+        return KILN_OK;
+    }
     cp_parts_run(c, &p, outer * p.row);
     return KILN_OK;
 }

@@ -55,6 +55,9 @@ bool ops_has_input(const ops_ctx *c, int i);   /* present and not omitted */
 bool ops_has_output(const ops_ctx *c, int i);  /* the node names output i */
 core_tensor *ops_input(const ops_ctx *c, int i);
 core_value *ops_input_value(const ops_ctx *c, int i); /* borrowed; NULL if omitted */
+/* Input i dies with this node and nothing else holds it, so the kernel may hand its buffer
+ * to an output instead of copying (zero-copy Reshape-like ops; runtime/exec.c). */
+bool ops_input_donatable(const ops_ctx *c, int i);
 core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int64_t *dims);
 /* As ops_output, but the contents are undefined (no zero fill): only for kernels that
  * write every element on every path that returns KILN_OK. A kernel that falls back to

@@ -131,6 +131,29 @@ core_tensor *ops_input(const ops_ctx *c, int i)
     return v && v->kind == CORE_VALUE_TENSOR ? v->tensor : NULL;
 }
 
+/* Whether node input i dies with this node and nobody else holds it, so a kernel may hand its
+ * buffer to an output instead of copying it (zero-copy Reshape / Flatten / Squeeze /
+ * Unsqueeze, see ops/shape.c): a top-level node (liveness is known), the node is the value's
+ * last reader, the frame's reference is the only one (no caller, graph or sequence keeps it),
+ * and the node does not read the value through another input. The memory plan sees the
+ * output as an alias of the input's buffer (rt_plan_note_outputs extends its lifetime). */
+bool ops_input_donatable(const ops_ctx *c, int i)
+{
+    if (i < 0 || i >= c->node->n_inputs || c->node_index < 0 || c->frame->parent) return false;
+    const core_value *v = c->in[i];
+    int vid = c->node->inputs[i];
+    if (!v || vid < 0 || v->kind != CORE_VALUE_TENSOR || __atomic_load_n(&v->refcount, __ATOMIC_ACQUIRE) != 1)
+        return false;
+    const rt_state *s = c->frame->state;
+    const int *last = NULL;
+    for (int k = 0; k < s->n_live; k++)
+        if (s->live[k].g == c->frame->g) last = s->live[k].last;
+    if (!last || last[vid] != c->node_index) return false;
+    for (int k = 0; k < c->node->n_inputs; k++)
+        if (k != i && c->in[k] == v) return false;
+    return true;
+}
+
 /* KILN_POISON_UNINIT=1: ops_output_uninit fills its outputs with 0xFF bytes (a float NaN)
  * instead of leaving them as they are, so a kernel that does not write every element shows
  * up in tests as NaNs rather than as stale data that happens to be right. */

@@ -29,15 +29,21 @@ CPU_POOLNHWC_DECL(avx512)
 static inline void cpu_poolnhwc_taps(int64_t o, int64_t s, int64_t pb, int64_t pe, int64_t d, int64_t k,
                                      int64_t in, int64_t *lo, int64_t *hi, int64_t *np)
 {
-    int64_t st = o * s - pb;
-    int64_t l = st >= 0 ? 0 : (-st + d - 1) / d;
-    int64_t h = in - st <= 0 ? 0 : (in - st + d - 1) / d;
+    int64_t st = o * s - pb, lim = in + pe - st;
+    int64_t l, h, n;
+    if (d == 1) { /* the common case, without the three 64-bit divisions (per output pixel) */
+        l = st >= 0 ? 0 : -st;
+        h = in - st <= 0 ? 0 : in - st;
+        n = lim <= 0 ? 0 : lim;
+    } else {
+        l = st >= 0 ? 0 : (-st + d - 1) / d;
+        h = in - st <= 0 ? 0 : (in - st + d - 1) / d;
+        n = lim <= 0 ? 0 : (lim + d - 1) / d;
+    }
     if (h > k) h = k;
     if (l > h) l = h;
     *lo = l;
     *hi = h;
-    int64_t lim = in + pe - st;
-    int64_t n = lim <= 0 ? 0 : (lim + d - 1) / d;
     *np = n > k ? k : n;
 }
 
