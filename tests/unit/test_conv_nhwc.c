@@ -255,8 +255,39 @@ int main(void)
             if (!strcmp(isas[isa], "scalar") && c > 0) continue;
             run_one(&p, real_cases[c].name, CPU_CONV_GEMM, CPU_ACT_SILU, true, c % 2 == 1, false, true, pool2);
             run_one(&p, real_cases[c].name, CPU_CONV_AUTO, CPU_ACT_RELU, true, false, false, c % 2 == 0, pool1);
+            /* 3 homes whose chunks (tile ranges or panel blocks) get taken from each other */
+            if (strcmp(isas[isa], "scalar"))
+                run_one(&p, real_cases[c].name, CPU_CONV_GEMM, CPU_ACT_SIGMOID, true, c % 2 == 0, false, true, pool3);
         }
         prob_free(&p);
+    }
+    /* the activations over their whole range (the microkernels' own sigmoid/SiLU): 1x1, one
+     * channel, weights 1, inputs from -120 to 120 */
+    {
+        enum { NP = 61, NM = 40 };
+        static float x[NP], w[NM], y[NP * NM];
+        for (int i = 0; i < NP; i++) x[i] = -120.0f + 4.0f * (float)i + 0.37f * (float)(i % 3);
+        for (int m = 0; m < NM; m++) w[m] = m % 2 ? 1.0f : -0.5f;
+        cpu_conv2d g = {1, 1, 1, NP, NM, 1, NP, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+        for (int isa = 0; isa < n_isa; isa++) {
+            if (!cpu_ukernels_force_isa(isas[isa])) continue;
+            for (int a = 0; a < N_ACTS; a++) {
+                cpu_epilogue ep;
+                act_params(acts[a], &ep);
+                kiln_status st = cpu_conv2d_nhwc_f32(&g, x, 1, w, NULL, NULL, 0, y, NM, &ep, CPU_CONV_GEMM, false, pool1);
+                double worst = 0;
+                for (int i = 0; st == KILN_OK && i < NP; i++)
+                    for (int m = 0; m < NM; m++) {
+                        double want = cpu_act_scalar(x[i] * w[m], ep.act, ep.act_a, ep.act_b);
+                        double q = fabs((double)y[i * NM + m] - want) / (1e-5 * fabs(want) + 1e-6);
+                        if (!(q <= worst)) worst = isnan(q) ? INFINITY : q;
+                    }
+                char what[160];
+                snprintf(what, sizeof what, "activation range [%s] act %d: status %d, worst err/tol %.3g", isas[isa],
+                         (int)acts[a], (int)st, worst);
+                check(st == KILN_OK && worst <= 1.0, what);
+            }
+        }
     }
     /* bad geometry: an error status, never a crash */
     {

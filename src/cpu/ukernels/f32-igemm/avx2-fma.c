@@ -57,10 +57,17 @@ i256_tile(const int rows, const int nv, size_t nc, size_t kc, size_t ks, const f
           size_t a_off, const float *w, float *c, size_t cs, const cpu_igemm_ep *ep)
 {
     I256_EACH_ROW(I256_DECL)
+    const char *pf = ep->pf;
+    size_t pfn = pf ? ep->pf_len / 64 : 0;
     do {
         I256_EACH_ROW(I256_PTR)
         a += MR;
         for (size_t k = 0; k < kc; k++) {
+            if (pfn) {
+                _mm_prefetch(pf, _MM_HINT_T1);
+                pf += 64;
+                pfn--;
+            }
             __m256 b0 = _mm256_loadu_ps(w), b1 = nv > 1 ? _mm256_loadu_ps(w + 8) : b0;
             I256_EACH_ROW(I256_FMA)
             w += 8 * nv;

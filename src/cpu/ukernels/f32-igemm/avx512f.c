@@ -14,10 +14,51 @@
 #error "the AVX-512 igemm microkernel is written for 32-column panels and at most 14 rows"
 #endif
 
-/* The activations beyond ReLU, out of line: long, and run once per output vector. */
-static CPU_AVX512 __attribute__((noinline)) __m512 i512_act(__m512 v, const cpu_igemm_ep *ep)
+/* SiLU x * sigmoid(x) = x / (1 + e^-x) without a division: e^-x by the exp polynomial of
+ * avx512-math.h scaled with scalef, the reciprocal by rcp14 and one Newton step (relative
+ * error ~1e-7 like cpu_avx512_act's, at about half its cost; the input is clamped so that
+ * 1 + e^-x stays finite). */
+static inline __attribute__((always_inline)) CPU_AVX512 __m512 i512_sigmoid(__m512 x)
 {
-    return cpu_avx512_act(v, ep->act, ep->act_a, ep->act_b);
+    __m512 t = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(87.3f));
+    t = _mm512_sub_ps(_mm512_setzero_ps(), t);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 d = _mm512_add_ps(_mm512_scalef_ps(p, n), one); /* 1 + e^-x, in [1, 2^126] */
+    __m512 q = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(q, _mm512_fnmadd_ps(d, q, one), q);
+}
+
+/* The activations beyond ReLU run as a second pass over the stored tile (still in L1): in
+ * the epilogue itself every out-of-line call would spill the live accumulators, and inline
+ * copies in all 24 variants would bloat the code. */
+static CPU_AVX512 __attribute__((noinline)) void i512_act_tile(float *c, size_t cs, int rows, size_t nc,
+                                                               const cpu_igemm_ep *ep)
+{
+    const __mmask16 m0 = cpu_avx512_mask(nc), m1 = cpu_avx512_mask(nc > 16 ? nc - 16 : 0);
+    const int nv = nc > 16 ? 2 : 1;
+    const cpu_act act = ep->act;
+    for (int i = 0; i < rows; i++, c += cs) {
+        for (int v = 0; v < nv; v++) {
+            const __mmask16 m = v ? m1 : m0;
+            __m512 x = _mm512_maskz_loadu_ps(m, c + 16 * v);
+            if (act == CPU_ACT_SILU) x = _mm512_mul_ps(x, i512_sigmoid(x));
+            else if (act == CPU_ACT_SIGMOID) x = i512_sigmoid(x);
+            else x = cpu_avx512_act(x, act, ep->act_a, ep->act_b);
+            _mm512_mask_storeu_ps(c + 16 * v, m, x);
+        }
+    }
 }
 
 static inline __attribute__((always_inline)) CPU_AVX512 __m512 i512_epi(__m512 v, __mmask16 m,
@@ -28,7 +69,6 @@ static inline __attribute__((always_inline)) CPU_AVX512 __m512 i512_epi(__m512 v
     if (ep->resid)
         v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep->resid + (int64_t)row * ep->rs + (int64_t)col));
     if (ep->act == CPU_ACT_RELU) v = _mm512_max_ps(v, _mm512_setzero_ps());
-    else if (ep->act != CPU_ACT_NONE) v = i512_act(v, ep);
     return v;
 }
 
@@ -53,14 +93,23 @@ static inline __attribute__((always_inline)) CPU_AVX512 __m512 i512_epi(__m512 v
     }
 
 static inline __attribute__((always_inline)) CPU_AVX512 void
-i512_tile(const int rows, const int nv, size_t nc, size_t kc, size_t ks, const float *const *a,
+i512_tile(const int rows, const int nv, const int pfon, size_t nc, size_t kc, size_t ks, const float *const *a,
           size_t a_off, const float *w, float *c, size_t cs, const cpu_igemm_ep *ep)
 {
     I512_EACH_ROW(I512_DECL)
+    /* pfon: the variant that prefetches ep->pf (two more live registers in the k loop:
+     * with 12 rows some pointers then live on the stack, so only calls that prefetch get it) */
+    const char *pf = pfon ? ep->pf : NULL;
+    size_t pfn = pfon && pf ? ep->pf_len / 64 : 0;
     do {
         I512_EACH_ROW(I512_PTR)
         a += MR;
         for (size_t k = 0; k < kc; k++) {
+            if (pfon && pfn) {
+                _mm_prefetch(pf, _MM_HINT_T1);
+                pf += 64;
+                pfn--;
+            }
             __m512 b0 = _mm512_loadu_ps(w), b1 = nv > 1 ? _mm512_loadu_ps(w + 16) : b0;
             I512_EACH_ROW(I512_FMA)
             w += 16 * nv;
@@ -68,6 +117,7 @@ i512_tile(const int rows, const int nv, size_t nc, size_t kc, size_t ks, const f
     } while (--ks);
     __mmask16 m0 = cpu_avx512_mask(nc), m1 = cpu_avx512_mask(nc > 16 ? nc - 16 : 0);
     I512_EACH_ROW(I512_STORE)
+    if (ep->act != CPU_ACT_NONE && ep->act != CPU_ACT_RELU) i512_act_tile(c, cs, rows, nc, ep);
 }
 
 typedef void (*i512_fn)(size_t, size_t, size_t, const float *const *, size_t, const float *,
@@ -79,7 +129,14 @@ typedef void (*i512_fn)(size_t, size_t, size_t, const float *const *, size_t, co
                                           const float *w, float *c, size_t cs,                 \
                                           const cpu_igemm_ep *ep)                              \
     {                                                                                          \
-        i512_tile(R, V, nc, kc, ks, a, a_off, w, c, cs, ep);                                   \
+        i512_tile(R, V, 0, nc, kc, ks, a, a_off, w, c, cs, ep);                                \
+    }                                                                                          \
+    static CPU_AVX512 void i512_##R##x##V##p(size_t nc, size_t kc, size_t ks,                  \
+                                             const float *const *a, size_t a_off,              \
+                                             const float *w, float *c, size_t cs,              \
+                                             const cpu_igemm_ep *ep)                           \
+    {                                                                                          \
+        i512_tile(R, V, 1, nc, kc, ks, a, a_off, w, c, cs, ep);                                \
     }
 #define I512_VARIANTS(R) I512_VARIANT(R, 1) I512_VARIANT(R, 2)
 I512_VARIANTS(1) I512_VARIANTS(2) I512_VARIANTS(3) I512_VARIANTS(4) I512_VARIANTS(5)
@@ -102,11 +159,25 @@ static const i512_fn i512_v2[] = {i512_1x2, i512_2x2, i512_3x2, i512_4x2, i512_5
 #endif
 };
 
+static const i512_fn i512_v1p[] = {i512_1x1p, i512_2x1p, i512_3x1p, i512_4x1p, i512_5x1p, i512_6x1p,
+                                   i512_7x1p, i512_8x1p, i512_9x1p, i512_10x1p, i512_11x1p, i512_12x1p,
+#if MR > 12
+                                   i512_13x1p, i512_14x1p
+#endif
+};
+static const i512_fn i512_v2p[] = {i512_1x2p, i512_2x2p, i512_3x2p, i512_4x2p, i512_5x2p, i512_6x2p,
+                                   i512_7x2p, i512_8x2p, i512_9x2p, i512_10x2p, i512_11x2p, i512_12x2p,
+#if MR > 12
+                                   i512_13x2p, i512_14x2p
+#endif
+};
+
 CPU_AVX512 void cpu_f32_igemm__avx512(size_t mr, size_t nc, size_t kc, size_t ks,
                                       const float *const *a, size_t a_off, const float *w,
                                       float *c, size_t cs, const cpu_igemm_ep *ep)
 {
     if (mr == 0 || nc == 0 || kc == 0 || ks == 0) return;
     if (mr > MR) mr = MR;
-    (nc > 16 ? i512_v2 : i512_v1)[mr - 1](nc, kc, ks, a, a_off, w, c, cs, ep);
+    if (ep->pf && ep->pf_len >= 64) (nc > 16 ? i512_v2p : i512_v1p)[mr - 1](nc, kc, ks, a, a_off, w, c, cs, ep);
+    else (nc > 16 ? i512_v2 : i512_v1)[mr - 1](nc, kc, ks, a, a_off, w, c, cs, ep);
 }

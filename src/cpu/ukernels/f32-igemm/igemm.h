@@ -7,7 +7,8 @@
  * `w_stride` floats per k step where w_stride is NR when nc > NR/2 and NR/2 otherwise (the
  * half-width panel that the last columns of a layer get; columns past nc are zero). Then
  * c[i*cs + j] = act(C + bias[j] + resid[i*rs + j]) (bias, resid optional; resid may equal c
- * with rs == cs: each element is read before it is written). */
+ * with rs == cs: each element is read before it is written). The epilogue struct may also ask
+ * for a software prefetch (cpu_igemm_ep.pf). */
 #ifndef KILN_CPU_F32_IGEMM_H
 #define KILN_CPU_F32_IGEMM_H
 
@@ -19,6 +20,11 @@ typedef struct cpu_igemm_ep {
     int64_t rs;
     cpu_act act;
     float act_a, act_b;
+    /* optional: pf_len bytes at pf (NULL: none) to prefetch into L2 while computing, one
+     * 64-byte line per k step (the weights of the next panel block, which would otherwise
+     * come from DRAM while the FMA units wait); kernels may ignore it */
+    const void *pf;
+    size_t pf_len;
 } cpu_igemm_ep;
 
 typedef void (*cpu_f32_igemm_fn)(size_t mr, size_t nc, size_t kc, size_t ks,
