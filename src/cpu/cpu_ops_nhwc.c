@@ -45,41 +45,14 @@ static kiln_status nhwc_conv_run(ops_ctx *c)
     return KILN_OK;
 }
 
-/* 2-D pooling geometry as the reference kernel computes it (ops/pool.c); false for anything
- * it does not cover. */
+/* 2-D pooling geometry of a channels-last X as the reference kernel computes it; false for
+ * anything it does not cover (Indices output, storage_order). */
 static bool nhwc_pool_geom(const ops_ctx *c, const core_tensor *x, cpu_pool2d *g)
 {
     if (x->ndim != 4 || ops_has_output(c, 1)) return false;
     if (ops_attr_int(c, "storage_order", 0) != 0) return false;
-    int64_t k[2], s[2], d[2], pads[4], in[2] = {x->dims[1], x->dims[2]}, out[2], pb[2], pe[2];
-    if (!ops_has_attr(c, "kernel_shape") || !ops_attr_ints_n(c, "kernel_shape", 2, 1, 1, k) ||
-        !ops_attr_ints_n(c, "strides", 2, 1, 1, s) || !ops_attr_ints_n(c, "dilations", 2, 1, 1, d) ||
-        !ops_attr_ints_n(c, "pads", 4, 0, 0, pads))
-        return false;
-    bool ceil_mode = ops_attr_int(c, "ceil_mode", 0) != 0;
-    const char *ap = ops_attr_string(c, "auto_pad", "NOTSET");
-    bool same_u = !strcmp(ap, "SAME_UPPER"), same_l = !strcmp(ap, "SAME_LOWER"), valid = !strcmp(ap, "VALID");
-    if (!same_u && !same_l && !valid && strcmp(ap, "NOTSET") && *ap) return false;
-    for (int i = 0; i < 2; i++) {
-        int64_t win = (k[i] - 1) * d[i] + 1;
-        if (same_u || same_l) {
-            out[i] = (in[i] + s[i] - 1) / s[i];
-            int64_t total = (out[i] - 1) * s[i] + win - in[i];
-            if (total < 0) total = 0;
-            pb[i] = same_u ? total / 2 : total - total / 2;
-            pe[i] = total - pb[i];
-        } else {
-            pb[i] = valid ? 0 : pads[i];
-            pe[i] = valid ? 0 : pads[2 + i];
-            int64_t eff = in[i] + pb[i] + pe[i] - win;
-            if (eff < 0) return false;
-            out[i] = (ceil_mode ? eff + s[i] - 1 : eff) / s[i] + 1;
-            if (ceil_mode && (out[i] - 1) * s[i] >= in[i] + pb[i]) out[i]--;
-        }
-    }
-    *g = (cpu_pool2d){x->dims[0], x->dims[3], in[0], in[1], out[0], out[1], k[0], k[1], s[0], s[1],
-                      d[0], d[1], pb[0], pb[1], pe[0], pe[1]};
-    return true;
+    core_tensor xv = nhwc_cf_view(x);
+    return cpu_pool2d_geom(c, &xv, g);
 }
 
 static kiln_status nhwc_pool(ops_ctx *c, int kind)

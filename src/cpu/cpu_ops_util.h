@@ -4,6 +4,7 @@
 #define KILN_CPU_OPS_UTIL_H
 
 #include "cpu/cpu.h"
+#include "cpu/nhwc.h"
 #include "ops/ops.h"
 
 /* Reads `activation` / `activation_params`; false when the activation is unknown. */
@@ -18,5 +19,9 @@ kiln_status cpu_ops_oom(const ops_ctx *c);
  * weights w [M, C/G, (KH,) KW]; false for anything the fast path leaves to the reference
  * kernel (which also reports the errors). */
 bool cpu_ops_conv_geom(const ops_ctx *c, const core_tensor *x, const core_tensor *w, cpu_conv2d *g);
+/* The 1-D or 2-D MaxPool/AveragePool geometry of a node with channels-first x [N, C, (H,) W]
+ * as the reference kernel derives it (pads, auto_pad, ceil_mode); false for anything the fast
+ * kernels leave to the reference, including windows that see no input element (cpu/pool.c). */
+bool cpu_pool2d_geom(const ops_ctx *c, const core_tensor *x, cpu_pool2d *g);
 
 #endif

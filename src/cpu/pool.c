@@ -3,13 +3,13 @@
  * a padded row buffer, then windows are reduced along it; plus GlobalAverage/MaxPool. Threaded
  * over output rows. Indices outputs, other ranks and dtypes go to the reference. */
 #include "cpu/cpu_misc.h"
+#include "cpu/cpu_ops_util.h"
 #include "ops/util.h"
 #include <math.h>
 #include <string.h>
 
-typedef struct pl_geom {
-    int64_t N, C, H, W, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL, PB, PR;
-} pl_geom;
+/* The 2-D pooling geometry (cpu/nhwc.h), shared with the channels-last kernels. */
+typedef cpu_pool2d pl_geom;
 
 /* Valid taps of output position o along one dim: [lo, lo + n). */
 static void pl_taps(int64_t o, int64_t s, int64_t p, int64_t d, int64_t k, int64_t in, int64_t *lo,
@@ -25,8 +25,8 @@ static void pl_taps(int64_t o, int64_t s, int64_t p, int64_t d, int64_t k, int64
 
 /* The geometry as the reference derives it (same output sizes, pads and ceil_mode rule);
  * false for anything the fast path leaves to the reference, including windows that see no
- * input element. */
-static bool pl_geom_init(const ops_ctx *c, const core_tensor *x, pl_geom *g)
+ * input element. Declared in cpu/cpu_ops_util.h. */
+bool cpu_pool2d_geom(const ops_ctx *c, const core_tensor *x, cpu_pool2d *g)
 {
     if (x->ndim != 3 && x->ndim != 4) return false;
     int nsp = x->ndim - 2;
@@ -147,7 +147,7 @@ static kiln_status pl_run(ops_ctx *c, int kind)
     if (!x || x->dtype != KILN_DTYPE_FLOAT) return ops_run_reference(c);
     if (kind == CPU_POOL_MAX && ops_has_output(c, 1)) return ops_run_reference(c);
     pl_geom g;
-    if (!pl_geom_init(c, x, &g)) return ops_run_reference(c);
+    if (!cpu_pool2d_geom(c, x, &g)) return ops_run_reference(c);
     int64_t yd[4] = {g.N, g.C, g.OH, g.OW};
     if (x->ndim == 3) yd[2] = g.OW;
     core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, x->ndim, yd);
