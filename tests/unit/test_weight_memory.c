@@ -18,6 +18,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "pb_writer.h"
+
 static int n_pass, n_fail;
 
 #define CHECK(cond, ...)                                                                     \
@@ -32,61 +34,6 @@ static int n_pass, n_fail;
         }                                                                                    \
     } while (0)
 
-/* ---- a tiny protobuf writer, enough to build test models ---- */
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
-
-static void put(buf *b, const void *d, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) {
-            fprintf(stderr, "out of memory\n");
-            exit(2);
-        }
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-
-static void varint(buf *b, uint64_t v)
-{
-    uint8_t c[10];
-    int n = 0;
-    do {
-        c[n] = v & 0x7f;
-        v >>= 7;
-        if (v)
-            c[n] |= 0x80;
-        n++;
-    } while (v);
-    put(b, c, (size_t)n);
-}
-
-static void f_varint(buf *b, int field, uint64_t v)
-{
-    varint(b, (uint64_t)field << 3);
-    varint(b, v);
-}
-
-static void f_bytes(buf *b, int field, const void *d, size_t n)
-{
-    varint(b, ((uint64_t)field << 3) | 2);
-    varint(b, n);
-    put(b, d, n);
-}
-
-static void f_str(buf *b, int field, const char *s) { f_bytes(b, field, s, strlen(s)); }
-
-static void f_msg(buf *b, int field, buf *m)
-{
-    f_bytes(b, field, m->p, m->n);
-    free(m->p);
-    memset(m, 0, sizeof *m);
-}
 
 /* ValueInfoProto: float tensor of the given shape. */
 static void value_info(buf *g, int field, const char *name, int ndim, const int64_t *dims)
