@@ -13,9 +13,14 @@
 /* Reads `activation` / `activation_params`; false when the activation is unknown. */
 bool cpu_ops_activation(const ops_ctx *c, cpu_epilogue *ep)
 {
-    const char *s = ops_attr_string(c, "activation", "");
+    return cpu_ops_activation_named(c, "activation", "activation_params", ep);
+}
+
+bool cpu_ops_activation_named(const ops_ctx *c, const char *name, const char *params, cpu_epilogue *ep)
+{
+    const char *s = ops_attr_string(c, name, "");
     int64_t np = 0;
-    const float *p = ops_attr_floats(c, "activation_params", &np);
+    const float *p = ops_attr_floats(c, params, &np);
     ep->act_a = ep->act_b = 0.0f;
     if (!*s) ep->act = CPU_ACT_NONE;
     else if (!strcmp(s, "Relu")) ep->act = CPU_ACT_RELU;

@@ -45,6 +45,40 @@ static kiln_status nhwc_conv_run(ops_ctx *c)
     return KILN_OK;
 }
 
+/* ConvNhwcExpandDw: the fused kernel, or else the two convolutions through a temporary (a
+ * geometry the fused kernel refuses), or the reference for anything else. */
+static kiln_status nhwc_expand_dw_run(ops_ctx *c)
+{
+    const core_tensor *x = ops_input(c, 0), *w2 = ops_input(c, 1), *b2 = ops_input(c, 2);
+    const core_tensor *w1 = ops_input(c, 4), *b1 = ops_input(c, 5);
+    if (!x || !w1 || !w2 || ops_input(c, 3) || x->dtype != KILN_DTYPE_FLOAT || !cpu_ops_f32(w1) || !cpu_ops_f32(b1) ||
+        !cpu_ops_f32(w2) || !cpu_ops_f32(b2) || x->ndim != 4 || w1->ndim != 4)
+        return ops_run_reference(c);
+    cpu_epilogue ep1 = cpu_epilogue_none(), ep2 = cpu_epilogue_none();
+    if (!cpu_ops_activation_named(c, "expand_activation", "expand_activation_params", &ep1) || !cpu_ops_activation(c, &ep2))
+        return ops_run_reference(c);
+    int64_t C = x->dims[3], E = w1->dims[0];
+    if (w1->dims[1] != C || w1->dims[2] != 1 || w1->dims[3] != 1 || (b1 && b1->numel != E)) return ops_run_reference(c);
+    cpu_conv2d g1 = {x->dims[0], C, x->dims[1], x->dims[2], E, x->dims[1], x->dims[2], 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    /* the depthwise geometry on T = [N, H, W, E], seen channels-first */
+    core_tensor tv = *x;
+    tv.dims[3] = E;
+    core_tensor tcf = nhwc_cf_view(&tv);
+    cpu_conv2d g2;
+    if (!cpu_ops_conv_geom(c, &tcf, w2, &g2) || (b2 && b2->numel != g2.M)) return ops_run_reference(c);
+    int64_t yd[4] = {g2.N, g2.OH, g2.OW, g2.M};
+    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, 4, yd);
+    if (!y) return KILN_ERR_OUT_OF_MEMORY;
+    if (y->numel == 0) return KILN_OK;
+    if (x->numel == 0 || w1->numel == 0 || w2->numel == 0) return ops_run_reference(c);
+    kiln_status st = cpu_expand_dw_nhwc_f32(&g1, x->data, C, w1->data, b1 ? b1->data : NULL, &ep1, &g2, w2->data,
+                                            b2 ? b2->data : NULL, &ep2, y->data, g2.M, cpu_ops_cacheable(c, 4) && cpu_ops_cacheable(c, 1),
+                                            ops_threadpool(c));
+    if (st == KILN_ERR_UNSUPPORTED) return ops_run_reference(c);
+    if (st) return cpu_ops_oom(c);
+    return KILN_OK;
+}
+
 /* 2-D pooling geometry of a channels-last X as the reference kernel computes it; false for
  * anything it does not cover (Indices output, storage_order). */
 static bool nhwc_pool_geom(const ops_ctx *c, const core_tensor *x, cpu_pool2d *g)
@@ -94,6 +128,7 @@ static kiln_status nhwc_gavgpool_run(ops_ctx *c) { return nhwc_global_pool(c, CP
 
 const ops_schema ops_table_cpu_nhwc[] = {
     {"ConvNhwc", "ai.kiln", 1, nhwc_conv_run, 1},
+    {"ConvNhwcExpandDw", "ai.kiln", 1, nhwc_expand_dw_run, 1},
     {"MaxPoolNhwc", "ai.kiln", 1, nhwc_maxpool_run, 1},
     {"AveragePoolNhwc", "ai.kiln", 1, nhwc_avgpool_run, 1},
     {"GlobalMaxPoolNhwc", "ai.kiln", 1, nhwc_gmaxpool_run, 1},

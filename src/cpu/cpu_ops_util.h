@@ -9,6 +9,8 @@
 
 /* Reads `activation` / `activation_params`; false when the activation is unknown. */
 bool cpu_ops_activation(const ops_ctx *c, cpu_epilogue *ep);
+/* The same from attributes `name` / `params` (ConvNhwcExpandDw's expand_activation). */
+bool cpu_ops_activation_named(const ops_ctx *c, const char *name, const char *params, cpu_epilogue *ep);
 /* t is absent or float32. */
 bool cpu_ops_f32(const core_tensor *t);
 /* Input i looks like a weight worth keeping packed in the weight cache. */

@@ -73,4 +73,18 @@ kiln_status cpu_pool2d_nhwc_f32(const cpu_pool2d *g, int kind, bool count_includ
 kiln_status cpu_global_pool_nhwc_f32(int kind, int64_t N, int64_t HW, int64_t C,
                                      const float *x, float *y, core_threadpool *pool);
 
+/* ---- fused expand 1x1 -> depthwise (expand_dw_nhwc.c) --------------------------------------
+ * y = act2(dw(act1(conv1x1(x) + b1)) + b2) without materialising the 1x1's output.
+ * g1: the 1x1 conv (N, C, H, W -> M = E; KH = KW = 1, stride 1, pad 0, G = 1);
+ * g2: the depthwise conv on its output (N, E, H, W -> E, OH, OW; G = E; any K, stride,
+ * dilation, pads). ep1/ep2 carry only the activations. x pixel stride xs >= C; y pixel
+ * stride ys >= E. w1 [E, C, 1, 1], w2 [E, 1, KH, KW] in the ONNX layout; b1/b2 [E] or NULL.
+ * KILN_ERR_UNSUPPORTED when the pair is not one it handles (then the caller runs the two
+ * convolutions separately), OOM as usual. */
+bool cpu_expand_dw_nhwc_eligible(const cpu_conv2d *g1, const cpu_conv2d *g2);
+kiln_status cpu_expand_dw_nhwc_f32(const cpu_conv2d *g1, const float *x, int64_t xs,
+    const float *w1, const float *b1, const cpu_epilogue *ep1, const cpu_conv2d *g2,
+    const float *w2, const float *b2, const cpu_epilogue *ep2, float *y, int64_t ys,
+    bool cache, core_threadpool *pool);
+
 #endif /* KILN_CPU_NHWC_H */

@@ -139,7 +139,7 @@ static void infer_kiln_node(ir_graph *g, const ir_node *n)
 {
     const char *op = n->op_type;
     if (n->n_outputs < 1 || n->outputs[0] < 0 || n->n_inputs < 1) return;
-    bool fconv = !strcmp(op, "FusedConv"), cnhwc = !strcmp(op, "ConvNhwc");
+    bool fconv = !strcmp(op, "FusedConv"), cnhwc = !strcmp(op, "ConvNhwc") || !strcmp(op, "ConvNhwcExpandDw");
     bool pnhwc = !strcmp(op, "MaxPoolNhwc") || !strcmp(op, "AveragePoolNhwc");
     bool gnhwc = !strcmp(op, "GlobalMaxPoolNhwc") || !strcmp(op, "GlobalAveragePoolNhwc");
     if (!fconv && !cnhwc && !pnhwc && !gnhwc) return;

@@ -17,12 +17,12 @@ typedef struct fz_act_desc {
     float a, b;
 } fz_act_desc;
 
-static kiln_status fz_act_read(ops_ctx *c, fz_act_desc *d)
+static kiln_status fz_act_read_named(ops_ctx *c, const char *name, const char *params, fz_act_desc *d)
 {
     static const char *const names[] = {"", "Relu", "Clip", "LeakyRelu", "Sigmoid", "Silu", "HardSwish", "Gelu", "GeluTanh"};
-    const char *s = ops_attr_string(c, "activation", "");
+    const char *s = ops_attr_string(c, name, "");
     int64_t np = 0;
-    const float *p = ops_attr_floats(c, "activation_params", &np);
+    const float *p = ops_attr_floats(c, params, &np);
     d->kind = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(s, names[i])) d->kind = i;
@@ -33,6 +33,11 @@ static kiln_status fz_act_read(ops_ctx *c, fz_act_desc *d)
         d->b = np > 1 ? p[1] : INFINITY;
     } else if (d->kind == FZ_LEAKY) d->a = np > 0 ? p[0] : 0.01f;
     return KILN_OK;
+}
+
+static kiln_status fz_act_read(ops_ctx *c, fz_act_desc *d)
+{
+    return fz_act_read_named(c, "activation", "activation_params", d);
 }
 
 static inline float fz_act(const fz_act_desc *d, float v)
@@ -232,6 +237,58 @@ static kiln_status conv_nhwc_run(ops_ctx *c)
     }
     core_tensor_destroy(xf);
     core_tensor_destroy(zf);
+    core_tensor_destroy(yf);
+    return st;
+}
+
+/* ConvNhwcExpandDw: T = act1(X W1^T + B1) per pixel (NHWC), then ConvNhwc(T) with the node's
+ * own W (input 1), B (input 2) and attributes. */
+static kiln_status conv_nhwc_expand_dw_run(ops_ctx *c)
+{
+    const core_tensor *x = ops_input(c, 0), *w1 = ops_input(c, 4), *b1 = ops_input(c, 5);
+    if (!x || !w1) return ops_error(c, KILN_ERR_INVALID_MODEL, "inputs X and W1 are required");
+    if (ops_input(c, 3)) return ops_error(c, KILN_ERR_INVALID_MODEL, "input Z must be absent");
+    kiln_status st;
+    if ((st = fz_check_f32(c, x, "input X")) || (st = fz_check_f32(c, w1, "weight W1")) || (st = fz_check_f32(c, b1, "bias B1")))
+        return st;
+    fz_act_desc a1;
+    if ((st = fz_act_read_named(c, "expand_activation", "expand_activation_params", &a1))) return st;
+    if (x->ndim < 3 || x->ndim > 5)
+        return ops_error(c, KILN_ERR_UNSUPPORTED, "input X has %d dims, expected 3 to 5", x->ndim);
+    int64_t C = x->dims[x->ndim - 1], E = w1->dims[0];
+    if (w1->ndim != x->ndim || w1->dims[1] != C)
+        return ops_error(c, KILN_ERR_SHAPE, "weight W1 must be [E, %lld, 1...]", (long long)C);
+    for (int i = 2; i < w1->ndim; i++)
+        if (w1->dims[i] != 1) return ops_error(c, KILN_ERR_SHAPE, "weight W1 must be 1x1");
+    if (b1 && b1->numel != E) return ops_error(c, KILN_ERR_SHAPE, "bias B1 has %lld values, expected %lld", (long long)b1->numel, (long long)E);
+    int64_t td[KILN_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) td[i] = x->dims[i];
+    td[x->ndim - 1] = E;
+    core_tensor *t = core_tensor_create(KILN_DTYPE_FLOAT, x->ndim, td);
+    if (!t) return core_oom();
+    const float *xp = x->data, *wp = w1->data, *bp = b1 ? b1->data : NULL;
+    float *tp = t->data;
+    int64_t P = C ? x->numel / C : 0;
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t e = 0; e < E; e++) {
+            double acc = bp ? bp[e] : 0.0;
+            for (int64_t k = 0; k < C; k++) acc += (double)xp[p * C + k] * wp[e * C + k];
+            tp[p * E + e] = fz_act(&a1, (float)acc);
+        }
+    core_tensor *tf = ops_to_channels_first(t), *yf = NULL;
+    core_tensor_destroy(t);
+    if (!tf) return core_oom();
+    st = fused_conv_impl(c, tf, NULL, true, &yf);
+    if (!st && yf) {
+        int64_t d[KILN_MAX_DIMS];
+        d[0] = yf->dims[0];
+        for (int i = 2; i < yf->ndim; i++) d[i - 1] = yf->dims[i];
+        d[yf->ndim - 1] = yf->dims[1];
+        core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, yf->ndim, d);
+        if (!y) st = KILN_ERR_OUT_OF_MEMORY;
+        else ops_from_channels_first(yf, y);
+    }
+    core_tensor_destroy(tf);
     core_tensor_destroy(yf);
     return st;
 }
@@ -590,6 +647,7 @@ static kiln_status layer_norm_run(ops_ctx *c)
 const ops_schema ops_table_fused[] = {
     {"FusedConv", "ai.kiln", 1, fused_conv_run},
     {"ConvNhwc", "ai.kiln", 1, conv_nhwc_run},
+    {"ConvNhwcExpandDw", "ai.kiln", 1, conv_nhwc_expand_dw_run},
     {"FusedGemm", "ai.kiln", 1, fused_gemm_run},
     {"FusedMatMul", "ai.kiln", 1, fused_matmul_run},
     {"ElementwiseChain", "ai.kiln", 1, elementwise_chain_run},

@@ -26,6 +26,11 @@
  * input transposed to [N, C, spatial...] and the result transposed back:
  * ConvNhwc     inputs X (NHWC), W ([M, C/G, k...], unchanged), B?, Z? (NHWC); attributes and
  *              semantics of FusedConv. Y NHWC.
+ * ConvNhwcExpandDw  inputs X (NHWC), W, B?, Z (must be absent), W1 ([E, C, 1, 1]), B1?;
+ *              attributes of ConvNhwc plus expand_activation / expand_activation_params.
+ *              T = act1(Conv1x1(X, W1) + B1) (NHWC), Y = ConvNhwc(T, W, B) with the node's
+ *              attributes: a MobileNet inverted-residual "expand 1x1 -> depthwise" pair, which
+ *              the CPU kernel computes in row bands without materialising T.
  * MaxPoolNhwc, AveragePoolNhwc  input X (NHWC); the attributes of MaxPool / AveragePool
  *              (storage_order 0); one output, Y NHWC.
  * GlobalMaxPoolNhwc, GlobalAveragePoolNhwc  X NHWC -> Y [N, 1..., C].

@@ -236,7 +236,9 @@ static bool ix_node(ir_graph *g, const ir_node *n)
 /* Alternate ir_graph_infer with the rules above until nothing changes. */
 kiln_status opt_infer_types(ir_graph *g)
 {
-    for (int round = 0; round < 8; round++) {
+    /* each round carries types through at least one more node only these rules know (a
+     * YOLO backbone has 8 Splits in a row): run to the fixed point, bounded by the graph */
+    for (int round = 0; round <= g->n_nodes; round++) {
         ir_graph_infer(g);
         bool changed = false;
         for (int i = 0; i < g->n_nodes; i++)

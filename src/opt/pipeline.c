@@ -23,10 +23,15 @@ static const opt_pass opt_passes[] = {
     {"fold_batchnorm", opt_fold_batchnorm, false},
     {"fuse_layernorm", opt_fuse_layernorm, false},
     {"fuse_attention", opt_fuse_attention, false},
+    {"hoist_activation", opt_hoist_activation, false},
     {"fuse_conv_act", opt_fuse_conv_act, false},
     {"merge_sibling_convs", opt_merge_sibling_convs, false},
     {"fuse_elementwise", opt_fuse_elementwise, false},
     {"layout_nhwc", opt_layout_nhwc, true},
+    /* the layout's edge Transposes meet the model's own Transposes / Reshapes */
+    {"cancel_transpose_reshape_nhwc", opt_cancel_transpose_reshape, true},
+    {"eliminate_dead_nhwc", opt_eliminate_dead, true},
+    {"fuse_expand_dw", opt_fuse_expand_dw, true},
     {"elide_concat", opt_elide_concat, true},
 };
 #define OPT_N_PASSES ((int)(sizeof opt_passes / sizeof opt_passes[0]))

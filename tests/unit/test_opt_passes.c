@@ -2,8 +2,10 @@
  * (make_models.py) is loaded with optimizations off and on; the test checks the rewrite
  * happened (op counts, per-pass statistics) and that both graphs compute the same outputs
  * (|opt - ref| <= 1e-5 |ref| + 1e-6). Run from the repository root. */
+#include "kiln.h"
 #include "onnx/onnx.h"
 #include "opt/opt.h"
+#include "ops/ops.h"
 #include "runtime/runtime.h"
 #include <math.h>
 #include <stdio.h>
@@ -101,6 +103,45 @@ static ir_model *check_model(const char *name)
     for (int k = 0; k < 16; k++) { core_value_release(in[k]); core_value_release(o1[k]); core_value_release(o2[k]); }
     ir_model_destroy(ref);
     return opt;
+}
+
+/* yolo_head.onnx through the public API (planned activation arena, where Concat elision and
+ * zero-copy Reshapes happen), three runs, against the unoptimized graph. */
+static void check_head_planned(void)
+{
+    const char *path = "tests/data/opt/yolo_head.onnx";
+    ir_model *ref = load(path, false);
+    opt_set_enabled(true);
+    kiln_model *km = NULL;
+    kiln_context *kc = NULL;
+    kiln_status st = kiln_model_load_file(path, NULL, &km);
+    if (!st) st = kiln_context_create(km, &kc);
+    CHECK(ref && st == KILN_OK, "yolo_head: loads (%s)", kiln_last_error());
+    core_value *in[1] = {0}, *o[1] = {0};
+    if (ref && !st && make_inputs(ref->graph, in) && rt_graph_run(ref->graph, in, o) == KILN_OK) {
+        const core_tensor *x = in[0]->tensor, *want = o[0]->tensor;
+        for (int run = 0; run < 3; run++) {
+            kiln_tensor_view v;
+            st = kiln_context_set_input(kc, "x", KILN_DTYPE_FLOAT, x->ndim, x->dims, x->data, x->nbytes);
+            if (!st) st = kiln_context_run(kc);
+            if (!st) st = kiln_context_get_output(kc, "y", &v);
+            CHECK(st == KILN_OK, "yolo_head run %d: %s", run, kiln_last_error());
+            if (st) break;
+            bool same = v.nbytes == want->nbytes;
+            double worst = 0;
+            for (int64_t i = 0; same && i < want->numel; i++) {
+                double r = ((const float *)want->data)[i], q = ((const float *)v.data)[i];
+                double err = fabs(r - q) / (1e-5 * fabs(r) + 1e-6);
+                if (!(err <= worst)) worst = err;
+            }
+            CHECK(same && worst <= 1.0, "yolo_head run %d: planned output differs (worst %.3g tolerances)", run, worst);
+        }
+    } else CHECK(0, "yolo_head: reference run: %s", core_error_text());
+    core_value_release(in[0]);
+    core_value_release(o[0]);
+    kiln_context_destroy(kc);
+    kiln_model_destroy(km);
+    ir_model_destroy(ref);
 }
 
 int main(void)
@@ -224,6 +265,65 @@ int main(void)
         CHECK(ax && ax->i == 3, "layout: Concat on axis 3");
         /* 16 nodes less Relu, the residual Add and Sigmoid, fused into their convs */
         CHECK(opt_last_rewrites("layout_nhwc") == 13, "layout: %d rewrites (want 13)", opt_last_rewrites("layout_nhwc"));
+        ir_model_destroy(m);
+    }
+    /* YOLOv5-style head: the Sigmoids move into their Convs (ConvNhwc with a Sigmoid
+     * epilogue); each level's layout Transpose + Reshape + Transpose becomes one Transpose
+     * of the NHWC output viewed [1, H, W, 3, 6]. */
+    if ((m = check_model("yolo_head.onnx"))) {
+        CHECK(count_op(m, "Sigmoid") == 0 && count_op(m, "ConvNhwc") == 2, "yolo_head: %d Sigmoid, %d ConvNhwc (want 0, 2)",
+              count_op(m, "Sigmoid"), count_op(m, "ConvNhwc"));
+        CHECK(opt_last_rewrites("hoist_activation") == 2, "yolo_head: %d hoists (want 2)", opt_last_rewrites("hoist_activation"));
+        CHECK(opt_last_rewrites("cancel_transpose_reshape_nhwc") == 2, "yolo_head: %d folds (want 2)",
+              opt_last_rewrites("cancel_transpose_reshape_nhwc"));
+        /* x into NHWC, and one per level */
+        CHECK(count_op(m, "Transpose") == 3, "yolo_head: %d Transposes (want 3)", count_op(m, "Transpose"));
+        int sig = 0;
+        for (int i = 0; i < m->graph->n_nodes; i++) {
+            const ir_node *n = &m->graph->nodes[i];
+            const ir_attr *a = strcmp(n->op_type, "ConvNhwc") ? NULL : ir_node_attr(n, "activation");
+            sig += a && a->s && !strcmp(a->s, "Sigmoid");
+            if (!strcmp(n->op_type, "Transpose")) {
+                const ir_attr *p = ir_node_attr(n, "perm");
+                CHECK(p && (p->n == 4 || (p->n == 5 && p->ints[0] == 0 && p->ints[1] == 3 && p->ints[2] == 1 &&
+                                          p->ints[3] == 2 && p->ints[4] == 4)),
+                      "yolo_head: folded perm is 0,3,1,2,4");
+            }
+        }
+        CHECK(sig == 2, "yolo_head: %d ConvNhwc with a Sigmoid epilogue (want 2)", sig);
+        ir_model_destroy(m);
+    }
+    check_head_planned();
+    /* fuse_expand_dw: both inverted-residual fronts fuse, the shared 1x1 does not; the fused
+     * op's CPU kernel (check_model) and its reference kernel both match the unfused graph */
+    if ((m = check_model("mbconv.onnx"))) {
+        CHECK(count_op(m, "ConvNhwcExpandDw") == 2 && opt_last_rewrites("fuse_expand_dw") == 2,
+              "mbconv: %d ConvNhwcExpandDw (want 2)", count_op(m, "ConvNhwcExpandDw"));
+        CHECK(count_op(m, "ConvNhwc") == 4, "mbconv: %d ConvNhwc left (want 4: 2 projects, the shared 1x1 and its dw)",
+              count_op(m, "ConvNhwc"));
+        const ir_node *f = find_op(m, "ConvNhwcExpandDw");
+        const ir_attr *ea = f ? ir_node_attr(f, "expand_activation") : NULL;
+        CHECK(ea && (!strcmp(ea->s, "Clip") || !strcmp(ea->s, "Silu")), "mbconv: expand activation carried over");
+        ir_model_destroy(m);
+    }
+    ops_set_fast_kernels(false);
+    if ((m = check_model("mbconv.onnx"))) {
+        CHECK(count_op(m, "ConvNhwcExpandDw") == 2, "mbconv (reference kernels): fused");
+        ir_model_destroy(m);
+    }
+    ops_set_fast_kernels(true);
+
+    /* types reach the end of a chain of 12 Splits */
+    if ((m = check_model("split_chain.onnx"))) {
+        int untyped = 0;
+        for (int v = 0; v < m->graph->n_values; v++) {
+            kiln_dtype dt = m->graph->values[v].type.dtype;
+            if (m->graph->values[v].constant) continue;
+            if (m->graph->values[v].producer < 0 && !m->graph->values[v].is_graph_input) continue;
+            if (m->graph->values[v].type.kind != IR_TYPE_TENSOR || m->graph->values[v].type.ndim != 4 || dt != KILN_DTYPE_FLOAT)
+                untyped++;
+        }
+        CHECK(untyped == 0, "split_chain: %d values without a 4-D float type", untyped);
         ir_model_destroy(m);
     }
     opt_set_layout_nhwc(false);

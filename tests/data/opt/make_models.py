@@ -226,4 +226,74 @@ save('layout.onnx', [
     w('w1', 8, 5, 3, 3), w('b1', 8), w('w2', 8, 8, 1, 1), c('chs', rng.uniform(0.5, 1.5, (8, 1, 1))),
     w('w3', 8, 1, 3, 3), c('scales', [1, 1, 2, 2]), w('w4', 4, 8, 1, 1), c('split', [6, 6], np.int64)])
 
+
+# hoist_activation + cancel_transpose_reshape after layout_nhwc + Concat elision through
+# zero-copy Reshapes: a two-level YOLOv5-style detection head. Each level: Conv ->
+# Reshape [1,3,6,H,W] -> Transpose [1,3,H,W,6] -> Sigmoid (hoisted into the Conv), Slices of
+# the last axis combined and concatenated back, flattened to [1, 3HW, 6]; the levels are
+# concatenated on axis 1.
+def head_level(i, hw):
+    p = f'l{i}_'
+    return [
+        h.make_node('Conv', ['x' if i == 0 else 'xd', f'hw{i}', f'hb{i}'], [p + 'c']),
+        h.make_node('Reshape', [p + 'c', f'hs{i}'], [p + 'r']),
+        h.make_node('Transpose', [p + 'r'], [p + 't'], perm=[0, 1, 3, 4, 2]),
+        h.make_node('Sigmoid', [p + 't'], [p + 's']),
+        h.make_node('Slice', [p + 's', 'z0', 'z2', 'ax'], [p + 'xy0']),
+        h.make_node('Mul', [p + 'xy0', 'two'], [p + 'xy']),
+        h.make_node('Slice', [p + 's', 'z2', 'z4', 'ax'], [p + 'wh0']),
+        h.make_node('Pow', [p + 'wh0', 'two'], [p + 'wh']),
+        h.make_node('Slice', [p + 's', 'z4', 'z6', 'ax'], [p + 'cf']),
+        h.make_node('Concat', [p + 'xy', p + 'wh', p + 'cf'], [p + 'cat'], axis=-1),
+        h.make_node('Reshape', [p + 'cat', 'flat'], [p + 'o']),
+    ]
+
+save('yolo_head.onnx', head_level(0, 6) + [h.make_node('MaxPool', ['x'], ['xd'], kernel_shape=[2, 2], strides=[2, 2])]
+     + head_level(1, 3) + [h.make_node('Concat', ['l0_o', 'l1_o'], ['y'], axis=1)],
+     [vi('x', [1, 8, 6, 6])], [vi('y', [1, 135, 6])],
+     [w('hw0', 18, 8, 1, 1), w('hb0', 18), w('hw1', 18, 8, 1, 1), w('hb1', 18),
+      c('hs0', [1, 3, 6, 6, 6], np.int64), c('hs1', [1, 3, 6, 3, 3], np.int64), c('flat', [1, -1, 6], np.int64),
+      c('z0', [0], np.int64), c('z2', [2], np.int64), c('z4', [4], np.int64), c('z6', [6], np.int64),
+      c('ax', [4], np.int64), c('two', 2.0)])
+
+# type inference through a long chain of Splits (only infer_extra.c types Split; a YOLOv5
+# backbone has 8 in a row): every value must end up with a static shape.
+chain, prev = [], 'x'
+for i in range(12):
+    chain += [h.make_node('Conv', [prev, 'sw'], [f'sc{i}']),
+              h.make_node('Split', [f'sc{i}', 'ss'], [f'sa{i}', f'sb{i}'], axis=1),
+              h.make_node('Add', [f'sa{i}', f'sb{i}'], [f'sx{i}'])]
+    prev = f'sx{i}'
+chain.append(h.make_node('Relu', [prev], ['y']))
+save('split_chain.onnx', chain, [vi('x', [1, 4, 5, 5])], [vi('y', [1, 4, 5, 5])],
+     [w('sw', 8, 4, 1, 1), c('ss', [4, 4], np.int64)])
+
+# fuse_expand_dw (after layout_nhwc): two inverted-residual blocks. Block 1: 1x1 expand 6 ->
+# 30 + Clip(0, 6), depthwise 3x3 stride 2 + Clip, 1x1 project. Block 2: 1x1 expand with SiLU
+# written as x * Sigmoid(x), depthwise 5x5 stride 1 (pads 2) without activation, project,
+# residual Add. Plus a 1x1 whose output a depthwise conv and a Relu both read: not fused.
+save('mbconv.onnx', [
+    h.make_node('Conv', ['x', 'e1', 'eb1'], ['t1']),
+    h.make_node('Clip', ['t1', 'lo', 'hi'], ['t1a']),
+    h.make_node('Conv', ['t1a', 'd1', 'db1'], ['u1'], group=30, strides=[2, 2], pads=[1, 1, 1, 1]),
+    h.make_node('Clip', ['u1', 'lo', 'hi'], ['u1a']),
+    h.make_node('Conv', ['u1a', 'p1'], ['v1']),
+    h.make_node('Conv', ['v1', 'e2', 'eb2'], ['t2']),
+    h.make_node('Sigmoid', ['t2'], ['t2s']),
+    h.make_node('Mul', ['t2', 't2s'], ['t2a']),
+    h.make_node('Conv', ['t2a', 'd2'], ['u2'], group=42, pads=[2, 2, 2, 2]),
+    h.make_node('Conv', ['u2', 'p2'], ['v2']),
+    h.make_node('Add', ['v2', 'v1'], ['v3']),
+    h.make_node('Conv', ['v3', 'e3'], ['t3']),
+    h.make_node('Conv', ['t3', 'd3'], ['u3'], group=21, pads=[1, 1, 1, 1]),
+    h.make_node('Relu', ['t3'], ['r3']),
+    h.make_node('Add', ['u3', 'r3'], ['y']),
+], [vi('x', [2, 6, 13, 11])], [vi('y', [2, 21, 7, 6])],
+    # weights ~ 1/sqrt(fan-in) keep activations near 1, so float32 rounding stays far below
+    # the test's 1e-5 relative tolerance
+    [w('e1', 30, 6, 1, 1, scale=0.4), w('eb1', 30), w('d1', 30, 1, 3, 3, scale=0.33), w('db1', 30),
+     w('p1', 7, 30, 1, 1, scale=0.18), w('e2', 42, 7, 1, 1, scale=0.38), w('eb2', 42),
+     w('d2', 42, 1, 5, 5, scale=0.2), w('p2', 7, 42, 1, 1, scale=0.15), w('e3', 21, 7, 1, 1, scale=0.38),
+     w('d3', 21, 1, 3, 3, scale=0.33), c('lo', 0.0), c('hi', 6.0)])
+
 print('wrote', sorted(f for f in os.listdir(HERE) if f.endswith('.onnx')))

@@ -1,0 +1,88 @@
+/* fuse_expand_dw.c — runs after layout_nhwc: a 1x1 ConvNhwc (stride 1, no padding, one
+ * group, no residual) whose output only a depthwise ConvNhwc reads (no residual) becomes one
+ * ai.kiln ConvNhwcExpandDw (contract in ops/fused.h): the "expand -> depthwise" front of a
+ * MobileNet / EfficientNet inverted residual. The expanded tensor (6x the block's channels, at
+ * the block's full resolution) is then never written to memory: the CPU kernel computes it in
+ * row bands that stay in L2 and runs the depthwise convolution on each band at once.
+ * KILN_FUSE_EXPAND_DW=0 switches the pass off. */
+#include "opt/rewrite.h"
+#include <stdlib.h>
+#include <string.h>
+
+static bool fed_is_conv_nhwc(const ir_node *n)
+{
+    return n->op_type && !strcmp(n->op_type, "ConvNhwc") && n->domain && !strcmp(n->domain, "ai.kiln") &&
+           n->n_outputs == 1 && n->outputs[0] >= 0 && n->n_inputs >= 2 && n->inputs[0] >= 0 && n->inputs[1] >= 0 &&
+           (n->n_inputs < 4 || n->inputs[3] < 0) && !ir_node_attr(n, "kiln_tactic");
+}
+
+/* All of the ints attribute equal v (absent counts as v). */
+static bool fed_all(const ir_node *n, const char *name, int64_t v)
+{
+    int64_t a[8];
+    int64_t k = opt_attr_ints(n, name, a, 8);
+    for (int64_t i = 0; i < k; i++) if (a[i] != v) return false;
+    return true;
+}
+
+static bool fed_fuse(ir_graph *g, const opt_uses *u, int i)
+{
+    const ir_node *a = &g->nodes[i];
+    if (!fed_is_conv_nhwc(a)) return false;
+    kiln_dtype dt;
+    int r1, r2;
+    int64_t w1[KILN_MAX_DIMS], w2[KILN_MAX_DIMS];
+    if (!opt_const(g, a->inputs[1]) || !opt_static_shape(g, a->inputs[1], &dt, &r1, w1) || r1 != 4 || w1[2] != 1 ||
+        w1[3] != 1 || dt != KILN_DTYPE_FLOAT)
+        return false;
+    if (opt_attr_int(a, "group", 1) != 1 || !fed_all(a, "strides", 1) || !fed_all(a, "pads", 0) || !fed_all(a, "dilations", 1) ||
+        strcmp(opt_attr_string(a, "auto_pad", "NOTSET"), "NOTSET"))
+        return false;
+    int t = a->outputs[0];
+    int bi = opt_sole_consumer(u, t);
+    if (bi < 0) return false;
+    const ir_node *b = &g->nodes[bi];
+    if (!fed_is_conv_nhwc(b) || b->inputs[0] != t || !opt_const(g, b->inputs[1])) return false;
+    if (!opt_static_shape(g, b->inputs[1], &dt, &r2, w2) || r2 != 4 || w2[1] != 1 || w2[0] != w1[0] ||
+        opt_attr_int(b, "group", 1) != w1[0])
+        return false;
+    /* B: X, W, B?, Z (absent), W1, B1? */
+    int ins[6] = {a->inputs[0], b->inputs[1], b->n_inputs > 2 ? b->inputs[2] : -1, -1, a->inputs[1],
+                  a->n_inputs > 2 ? a->inputs[2] : -1};
+    const char *act = opt_attr_string(a, "activation", "");
+    float params[2];
+    int64_t np = 0;
+    const ir_attr *pa = ir_node_attr(a, "activation_params");
+    if (pa) {
+        np = pa->n < 2 ? pa->n : 2;
+        for (int64_t k = 0; k < np; k++) params[k] = pa->floats[k];
+    }
+    ir_node *bn = &g->nodes[bi];
+    if (!opt_node_retype(g, bn, "ConvNhwcExpandDw", "ai.kiln") || !opt_node_set_inputs(bn, 6, ins) ||
+        (*act && !opt_set_attr_string(bn, "expand_activation", act)) ||
+        (np && !opt_set_attr_floats(bn, "expand_activation_params", params, np))) {
+        core_error_clear();
+        return false;
+    }
+    opt_node_kill(g, i);
+    return true;
+}
+
+kiln_status opt_fuse_expand_dw(ir_graph *g, int *count)
+{
+    const char *e = getenv("KILN_FUSE_EXPAND_DW"); /* =0: off, for comparisons */
+    if (e && !strcmp(e, "0")) return KILN_OK;
+    opt_uses u;
+    kiln_status st = opt_uses_build(g, &u);
+    if (st) return st;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!opt_alive(&g->nodes[i])) continue;
+        if (fed_fuse(g, &u, i)) {
+            (*count)++;
+            opt_uses_free(&u);
+            if ((st = opt_uses_build(g, &u))) return st;
+        }
+    }
+    opt_uses_free(&u);
+    return KILN_OK;
+}
