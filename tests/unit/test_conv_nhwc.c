@@ -1,8 +1,9 @@
 /* test_conv_nhwc.c — the NHWC convolution (cpu_conv2d_nhwc_f32, src/cpu/conv_nhwc.c) against
  * a naive NHWC loop written here: algo GEMM (the indirect GEMM) and AUTO, on every ISA this
  * CPU has, over edge shapes (1x1 images, 1..3/17/33/100 channels, groups, depthwise, strides,
- * dilation, asymmetric pads, batch 2, pixel strides > channel counts, in-place residual) and
- * real layer shapes (ResNet-50, YOLOv5s), with activations, with and without the weight
+ * dilation, asymmetric pads, batch 2, pixel strides > channel counts, in-place residual, the
+ * few-channel stems and evenly spaced tiles) and real layer shapes (ResNet-50, YOLOv5s,
+ * MobileNetV2), with activations, with and without the weight
  * cache, 1 and 2 threads. Channel gaps of x (xs > C) hold NaN so that reading them shows;
  * gaps of y (ys > M) must stay untouched. Prints "N passed, M failed". */
 #include "cpu/nhwc.h"
@@ -200,11 +201,24 @@ static const tcase edge_cases[] = {
     {"wide 5x5 C3 xs5",          1,  3,  5, 40,  17,  1, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 2, 0, 0},
     {"wide 3x3 dil2 s2 C20",     1, 20,  6, 70,  33,  1, 3, 3, 2, 2, 2, 2, 1, 3, 2, 2, 0, 0, 0},
     {"wide 3x2 G2 C12",          1, 12,  4, 50,  10,  2, 3, 2, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1},
+    /* few-channel stems (kernel-row runs) and evenly spaced tiles (the kernels' a_step mode:
+     * a tile in one output row with all its taps inside the image), 1..4 channels, partial
+     * panels (M 17, 33, 47), pixel strides > C, dilation, batch 2 */
+    {"stem C1 5x5 s2 N2 wide",   2,  1,  9, 45,   7,  1, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 0, 0, 0},
+    {"stem C2 3x3 s1 dilH2",     1,  2, 11, 40,  17,  1, 3, 3, 1, 1, 2, 1, 2, 1, 2, 1, 0, 0, 0},
+    {"stem C4 7x7 s2 xs ys rs",  1,  4, 15, 64,  33,  1, 7, 7, 2, 2, 1, 1, 3, 3, 2, 3, 2, 3, 1},
+    {"stem C3 6x6 s2 M33 asym",  1,  3, 14, 57,  33,  1, 6, 6, 2, 2, 1, 1, 2, 1, 3, 2, 0, 0, 0},
+    {"stem C3 3x3 s2 M17 odd",   2,  3, 13, 51,  17,  1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0},
+    {"C3 3x3 dilW2 wide",        1,  3,  7, 44,  47,  1, 3, 3, 1, 1, 1, 2, 1, 2, 1, 2, 1, 0, 0},
+    {"1x1 C5 M130 wide",         1,  5,  3, 41, 130,  1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 2, 0},
+    {"1x1 s2 C7 M40 wide xs",    2,  7,  5, 60,  40,  1, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 3, 0, 0},
     /* big enough (> 5e5 flops) to be split over threads */
     {"threaded G4 C64 s2",       1, 64, 15, 15,  64,  4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3, 5, 2},
     {"threaded depthwise C64",   1, 64, 32, 32,  64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0},
     {"threaded N2 C40 M70 asym", 2, 40, 17, 19,  70,  1, 3, 3, 2, 2, 1, 1, 0, 1, 2, 1, 1, 3, 0},
     {"threaded 7x7 C3 M24 N2",   2,  3, 30, 34,  24,  1, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 0, 2, 0},
+    {"threaded stem C3 6x6 M32", 1,  3, 64, 96,  32,  1, 6, 6, 2, 2, 1, 1, 2, 2, 2, 2, 0, 0, 0},
+    {"threaded stem C1 3x3 N2",  2,  1, 40, 66,  40,  1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 1, 2},
 };
 #define N_EDGE (int)(sizeof edge_cases / sizeof edge_cases[0])
 
@@ -216,6 +230,8 @@ static const tcase real_cases[] = {
     {"resnet 3x3 512 @7",        1, 512,   7,   7, 512, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0},
     {"resnet 1x1 s2 1024->2048", 1,1024,  14,  14, 2048, 1, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0},
     {"yolov5s 6x6 s2 stem @320", 1,   3, 320, 320,  32, 1, 6, 6, 2, 2, 1, 1, 2, 2, 2, 2, 0, 0, 0},
+    {"mobilenetv2 stem 3x3 s2",  1,   3, 224, 224,  32, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0},
+    {"yolov5s 3x3 s2 32->64",    1,  32, 160, 160,  64, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0},
 };
 #define N_REAL (int)(sizeof real_cases / sizeof real_cases[0])
 

@@ -39,6 +39,7 @@ i256_store(__m256 v, float *c, size_t n, __m256i m, const cpu_igemm_ep *ep, size
     __m256 acc##i##_0 = _mm256_setzero_ps(), acc##i##_1 = _mm256_setzero_ps();                 \
     const float *a##i = NULL;
 #define I256_PTR(i) if (rows > i) a##i = a[i] + a_off;
+#define I256_PTRS(i) if (rows > i) a##i = b + (size_t)i * as;
 #define I256_FMA(i)                                                                            \
     if (rows > i) {                                                                            \
         __m256 av = _mm256_broadcast_ss(a##i + k);                                             \
@@ -59,9 +60,15 @@ i256_tile(const int rows, const int nv, size_t nc, size_t kc, size_t ks, const f
     I256_EACH_ROW(I256_DECL)
     const char *pf = ep->pf;
     size_t pfn = pf ? ep->pf_len / 64 : 0;
+    const size_t as = ep->a_step, at = as ? 1 : MR;
     do {
-        I256_EACH_ROW(I256_PTR)
-        a += MR;
+        if (as) {
+            const float *b = a[0] + a_off;
+            I256_EACH_ROW(I256_PTRS)
+        } else {
+            I256_EACH_ROW(I256_PTR)
+        }
+        a += at;
         for (size_t k = 0; k < kc; k++) {
             if (pfn) {
                 _mm_prefetch(pf, _MM_HINT_T1);

@@ -16,9 +16,10 @@ void cpu_f32_igemm__scalar(size_t mr, size_t nc, size_t kc, size_t ks, const flo
     const size_t wn = nc > NR / 2 ? NR : NR / 2; /* packed panel width */
     float acc[MR][NR];
     memset(acc, 0, sizeof acc);
-    for (size_t t = 0; t < ks; t++, a += MR) {
+    const size_t as = ep->a_step;
+    for (size_t t = 0; t < ks; t++, a += as ? 1 : MR) {
         for (size_t i = 0; i < mr; i++) {
-            const float *ai = a[i] + a_off;
+            const float *ai = as ? a[0] + a_off + i * as : a[i] + a_off;
             const float *wk = w;
             for (size_t k = 0; k < kc; k++, wk += wn) {
                 float av = ai[k];
