@@ -342,7 +342,8 @@ static void bd_observe(void *arg, int node, core_value *const *in, core_value *c
     if (nhwc && x->ndim != 4) return;
     const ir_attr *ga = ir_node_attr(nd, "group");
     int64_t G = ga && ga->type == IR_ATTR_INT ? ga->i : 1;
-    int64_t C = nhwc ? x->dims[3] : x->dims[1], M = w->dims[0];
+    /* C from W: a ConvNhwc with x_channel_offset reads a slice of a wider X */
+    int64_t C = w->dims[1] * G, M = w->dims[0];
     int64_t XH = nhwc ? x->dims[1] : x->ndim == 4 ? x->dims[2] : 1, XW = nhwc ? x->dims[2] : x->dims[x->ndim - 1];
     int64_t KH = x->ndim == 4 ? w->dims[2] : 1, KW = w->dims[w->ndim - 1];
     int cand[BUILD_MAX_TACTICS], nc = 0;

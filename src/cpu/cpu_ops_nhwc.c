@@ -25,6 +25,13 @@ static kiln_status nhwc_conv_run(ops_ctx *c)
     cpu_epilogue ep = cpu_epilogue_none();
     if (!cpu_ops_activation(c, &ep)) return ops_run_reference(c);
     core_tensor xv = nhwc_cf_view(x);
+    int64_t xs = x->dims[3], xoff = 0;
+    if (ops_has_attr(c, "x_channel_offset")) { /* a channel slice of a wider X */
+        xoff = ops_attr_int(c, "x_channel_offset", 0);
+        int64_t Cw = w->ndim == 4 ? w->dims[1] * ops_attr_int(c, "group", 1) : -1;
+        if (xoff < 0 || Cw < 0 || xoff > xs || Cw > xs - xoff) return ops_run_reference(c);
+        xv.dims[1] = Cw;
+    }
     cpu_conv2d g;
     if (!cpu_ops_conv_geom(c, &xv, w, &g)) return ops_run_reference(c);
     if (b && b->numel != g.M) return ops_run_reference(c);
@@ -38,7 +45,7 @@ static kiln_status nhwc_conv_run(ops_ctx *c)
     if (x->numel == 0 || w->numel == 0) return ops_run_reference(c);
     int64_t tactic = ops_attr_int(c, "kiln_tactic", CPU_CONV_AUTO);
     int algo = tactic >= CPU_CONV_AUTO && tactic <= CPU_CONV_WINO ? (int)tactic : CPU_CONV_AUTO;
-    kiln_status st = cpu_conv2d_nhwc_f32(&g, x->data, g.C, w->data, b ? b->data : NULL, z ? z->data : NULL,
+    kiln_status st = cpu_conv2d_nhwc_f32(&g, (const float *)x->data + xoff, xs, w->data, b ? b->data : NULL, z ? z->data : NULL,
                                          g.M, y->data, g.M, &ep, algo, cpu_ops_cacheable(c, 1), ops_threadpool(c));
     if (st == KILN_ERR_UNSUPPORTED) return ops_run_reference(c);
     if (st) return cpu_ops_oom(c);
@@ -76,6 +83,63 @@ static kiln_status nhwc_expand_dw_run(ops_ctx *c)
                                             ops_threadpool(c));
     if (st == KILN_ERR_UNSUPPORTED) return ops_run_reference(c);
     if (st) return cpu_ops_oom(c);
+    return KILN_OK;
+}
+
+/* ChannelUpdate (ops/fused.h): in place on X's buffer when X dies here (the CSP rewrite of
+ * the layout pass arranges that), else on a copy. */
+typedef struct nhwc_cu_job {
+    float *y;
+    const float *p;
+    int64_t cx, cp, off;
+    bool add;
+} nhwc_cu_job;
+
+static void nhwc_cu_task(void *arg, int64_t b, int64_t e)
+{
+    const nhwc_cu_job *j = arg;
+    for (int64_t q = b; q < e; q++) {
+        float *d = j->y + q * j->cx + j->off;
+        const float *s = j->p + q * j->cp;
+        if (j->add)
+            for (int64_t k = 0; k < j->cp; k++) d[k] += s[k];
+        else memcpy(d, s, sizeof(float) * (size_t)j->cp);
+    }
+}
+
+static kiln_status nhwc_channel_update_run(ops_ctx *c)
+{
+    core_tensor *x = ops_input(c, 0);
+    const core_tensor *p = ops_input(c, 1);
+    if (!x || !p || x->dtype != KILN_DTYPE_FLOAT || p->dtype != KILN_DTYPE_FLOAT || x->ndim < 1 || p->ndim != x->ndim ||
+        x->quant || x->mapped || x->device != CORE_DEVICE_CPU)
+        return ops_run_reference(c);
+    const char *mode = ops_attr_string(c, "mode", "set");
+    bool add = !strcmp(mode, "add");
+    int64_t Cx = x->dims[x->ndim - 1], Cp = p->dims[p->ndim - 1], off = ops_attr_int(c, "offset", 0);
+    if ((!add && strcmp(mode, "set")) || off < 0 || off > Cx || Cp > Cx - off) return ops_run_reference(c);
+    for (int i = 0; i + 1 < x->ndim; i++)
+        if (p->dims[i] != x->dims[i]) return ops_run_reference(c);
+    float *yd;
+    if (ops_input_donatable(c, 0)) {
+        core_tensor *t = core_tensor_wrap(KILN_DTYPE_FLOAT, x->ndim, x->dims, x->data);
+        core_value *v = t ? core_value_from_tensor(t) : NULL; /* frees t on failure */
+        if (!v) return cpu_ops_oom(c);
+        t->owns_data = x->owns_data; /* the buffer changes hands, as in a zero-copy Reshape */
+        x->owns_data = false;
+        kiln_status st = ops_set_output(c, 0, v);
+        if (st) return st;
+        yd = t->data;
+    } else {
+        core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, x->ndim, x->dims);
+        if (!y) return KILN_ERR_OUT_OF_MEMORY;
+        if (y->numel) memcpy(y->data, x->data, sizeof(float) * (size_t)x->numel);
+        yd = y->data;
+    }
+    int64_t P = Cx ? x->numel / Cx : 0;
+    nhwc_cu_job j = {yd, p->data, Cx, Cp, off, add};
+    if (P * Cp < 65536) nhwc_cu_task(&j, 0, P);
+    else core_threadpool_parallel_for(ops_threadpool(c), P, 0, nhwc_cu_task, &j);
     return KILN_OK;
 }
 
@@ -129,6 +193,7 @@ static kiln_status nhwc_gavgpool_run(ops_ctx *c) { return nhwc_global_pool(c, CP
 const ops_schema ops_table_cpu_nhwc[] = {
     {"ConvNhwc", "ai.kiln", 1, nhwc_conv_run, 1},
     {"ConvNhwcExpandDw", "ai.kiln", 1, nhwc_expand_dw_run, 1},
+    {"ChannelUpdate", "ai.kiln", 1, nhwc_channel_update_run, 1},
     {"MaxPoolNhwc", "ai.kiln", 1, nhwc_maxpool_run, 1},
     {"AveragePoolNhwc", "ai.kiln", 1, nhwc_avgpool_run, 1},
     {"GlobalMaxPoolNhwc", "ai.kiln", 1, nhwc_gmaxpool_run, 1},

@@ -139,6 +139,12 @@ static void infer_kiln_node(ir_graph *g, const ir_node *n)
 {
     const char *op = n->op_type;
     if (n->n_outputs < 1 || n->outputs[0] < 0 || n->n_inputs < 1) return;
+    if (!strcmp(op, "ChannelUpdate")) { /* Y is X's shape */
+        kiln_dtype xdt;
+        infer_shape xs;
+        if (infer_get(g, n->inputs[0], &xdt, &xs) && xs.ndim >= 0) infer_set(g, n->outputs[0], xdt, &xs);
+        return;
+    }
     bool fconv = !strcmp(op, "FusedConv"), cnhwc = !strcmp(op, "ConvNhwc") || !strcmp(op, "ConvNhwcExpandDw");
     bool pnhwc = !strcmp(op, "MaxPoolNhwc") || !strcmp(op, "AveragePoolNhwc");
     bool gnhwc = !strcmp(op, "GlobalMaxPoolNhwc") || !strcmp(op, "GlobalAveragePoolNhwc");

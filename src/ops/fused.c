@@ -215,14 +215,44 @@ static kiln_status fused_conv_run(ops_ctx *c)
 
 /* ConvNhwc: FusedConv on channels-last X, Z and Y (ops/fused.h), computed by transposing
  * around the channels-first oracle. */
+/* Channels [off, off + n) of a channels-last x, as a new tensor; NULL (error set) when out of range. */
+static core_tensor *fz_channel_slice(ops_ctx *c, const core_tensor *x, int64_t off, int64_t n)
+{
+    int64_t Cx = x->dims[x->ndim - 1];
+    if (off < 0 || n < 0 || off > Cx || n > Cx - off) {
+        ops_error(c, KILN_ERR_SHAPE, "channels [%lld, %lld) are outside input X's %lld", (long long)off,
+                  (long long)(off + n), (long long)Cx);
+        return NULL;
+    }
+    int64_t d[KILN_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) d[i] = x->dims[i];
+    d[x->ndim - 1] = n;
+    core_tensor *t = core_tensor_create(KILN_DTYPE_FLOAT, x->ndim, d);
+    if (!t) { core_oom(); return NULL; }
+    int64_t P = Cx ? x->numel / Cx : 0;
+    for (int64_t p = 0; p < P; p++)
+        memcpy((float *)t->data + p * n, (const float *)x->data + p * Cx + off, sizeof(float) * (size_t)n);
+    return t;
+}
+
 static kiln_status conv_nhwc_run(ops_ctx *c)
 {
-    const core_tensor *x = ops_input(c, 0), *z = ops_input(c, 3);
+    const core_tensor *x = ops_input(c, 0), *z = ops_input(c, 3), *w = ops_input(c, 1);
     if (!x) return ops_error(c, KILN_ERR_INVALID_MODEL, "input X is required");
     if (x->ndim < 3 || x->ndim > 5)
         return ops_error(c, KILN_ERR_UNSUPPORTED, "input X has %d dims, expected 3 to 5", x->ndim);
     if (z && z->ndim != x->ndim) return ops_error(c, KILN_ERR_SHAPE, "residual Z does not have the output's shape");
+    core_tensor *xs = NULL;
+    if (ops_has_attr(c, "x_channel_offset")) { /* read a channel slice of a wider X */
+        kiln_status fs;
+        if (!w || w->ndim < 2) return ops_error(c, KILN_ERR_INVALID_MODEL, "input W is required");
+        if ((fs = fz_check_f32(c, x, "input X"))) return fs;
+        xs = fz_channel_slice(c, x, ops_attr_int(c, "x_channel_offset", 0), w->dims[1] * ops_attr_int(c, "group", 1));
+        if (!xs) return KILN_ERR_SHAPE;
+        x = xs;
+    }
     core_tensor *xf = ops_to_channels_first(x), *zf = z ? ops_to_channels_first(z) : NULL, *yf = NULL;
+    core_tensor_destroy(xs);
     kiln_status st = KILN_OK;
     if (!xf || (z && !zf)) st = core_oom();
     if (!st) st = fused_conv_impl(c, xf, zf, true, &yf);
@@ -291,6 +321,38 @@ static kiln_status conv_nhwc_expand_dw_run(ops_ctx *c)
     core_tensor_destroy(tf);
     core_tensor_destroy(yf);
     return st;
+}
+
+/* ChannelUpdate: Y = X with channels [offset, offset + Cp) set to P or incremented by P. */
+static kiln_status channel_update_run(ops_ctx *c)
+{
+    const core_tensor *x = ops_input(c, 0), *p = ops_input(c, 1);
+    if (!x || !p) return ops_error(c, KILN_ERR_INVALID_MODEL, "inputs X and P are required");
+    kiln_status st;
+    if ((st = fz_check_f32(c, x, "input X")) || (st = fz_check_f32(c, p, "input P"))) return st;
+    const char *mode = ops_attr_string(c, "mode", "set");
+    bool add = !strcmp(mode, "add");
+    if (!add && strcmp(mode, "set")) return ops_error(c, KILN_ERR_INVALID_MODEL, "mode '%s' is not 'set' or 'add'", mode);
+    if (x->ndim < 1 || p->ndim != x->ndim) return ops_error(c, KILN_ERR_SHAPE, "P must have X's rank");
+    for (int i = 0; i + 1 < x->ndim; i++)
+        if (p->dims[i] != x->dims[i]) return ops_error(c, KILN_ERR_SHAPE, "P's dim %d is %lld, X's is %lld", i,
+                                                       (long long)p->dims[i], (long long)x->dims[i]);
+    int64_t Cx = x->dims[x->ndim - 1], Cp = p->dims[p->ndim - 1], off = ops_attr_int(c, "offset", 0);
+    if (off < 0 || off > Cx || Cp > Cx - off)
+        return ops_error(c, KILN_ERR_SHAPE, "channels [%lld, %lld) are outside X's %lld", (long long)off,
+                         (long long)(off + Cp), (long long)Cx);
+    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, x->ndim, x->dims);
+    if (!y) return KILN_ERR_OUT_OF_MEMORY;
+    if (y->numel) memcpy(y->data, x->data, sizeof(float) * (size_t)x->numel);
+    int64_t P = Cx ? x->numel / Cx : 0;
+    float *yp = y->data;
+    const float *pp = p->data;
+    for (int64_t q = 0; q < P; q++)
+        for (int64_t k = 0; k < Cp; k++) {
+            float *d = yp + q * Cx + off + k;
+            *d = add ? *d + pp[q * Cp + k] : pp[q * Cp + k];
+        }
+    return KILN_OK;
 }
 
 /* ---- FusedGemm --------------------------------------------------------------------------- */
@@ -648,6 +710,7 @@ const ops_schema ops_table_fused[] = {
     {"FusedConv", "ai.kiln", 1, fused_conv_run},
     {"ConvNhwc", "ai.kiln", 1, conv_nhwc_run},
     {"ConvNhwcExpandDw", "ai.kiln", 1, conv_nhwc_expand_dw_run},
+    {"ChannelUpdate", "ai.kiln", 1, channel_update_run},
     {"FusedGemm", "ai.kiln", 1, fused_gemm_run},
     {"FusedMatMul", "ai.kiln", 1, fused_matmul_run},
     {"ElementwiseChain", "ai.kiln", 1, elementwise_chain_run},

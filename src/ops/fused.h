@@ -25,7 +25,14 @@
  * are [N, spatial..., C]; each op is defined as its channels-first twin with every NHWC
  * input transposed to [N, C, spatial...] and the result transposed back:
  * ConvNhwc     inputs X (NHWC), W ([M, C/G, k...], unchanged), B?, Z? (NHWC); attributes and
- *              semantics of FusedConv. Y NHWC.
+ *              semantics of FusedConv. Y NHWC. Optional attribute x_channel_offset (int): X
+ *              may have more channels than the convolution takes; it reads channels
+ *              [x_channel_offset, x_channel_offset + C) (C = W's dim 1 x group).
+ * ChannelUpdate  inputs X [..., Cx], P [..., Cp] (the same leading dims); attributes offset
+ *              (int) and mode ("set" or "add"). Y = X with Y[..., offset + k] = P[..., k]
+ *              (set) or X[..., offset + k] + P[..., k] (add), k < Cp. The layout pass's
+ *              rewrite of CSP blocks (a Split of one conv's output and the Concat that
+ *              rejoins it) uses it so that the halves are never copied apart.
  * ConvNhwcExpandDw  inputs X (NHWC), W, B?, Z (must be absent), W1 ([E, C, 1, 1]), B1?;
  *              attributes of ConvNhwc plus expand_activation / expand_activation_params.
  *              T = act1(Conv1x1(X, W1) + B1) (NHWC), Y = ConvNhwc(T, W, B) with the node's

@@ -13,7 +13,8 @@ static bool fed_is_conv_nhwc(const ir_node *n)
 {
     return n->op_type && !strcmp(n->op_type, "ConvNhwc") && n->domain && !strcmp(n->domain, "ai.kiln") &&
            n->n_outputs == 1 && n->outputs[0] >= 0 && n->n_inputs >= 2 && n->inputs[0] >= 0 && n->inputs[1] >= 0 &&
-           (n->n_inputs < 4 || n->inputs[3] < 0) && !ir_node_attr(n, "kiln_tactic");
+           (n->n_inputs < 4 || n->inputs[3] < 0) && !ir_node_attr(n, "kiln_tactic") &&
+           !ir_node_attr(n, "x_channel_offset");
 }
 
 /* All of the ints attribute equal v (absent counts as v). */

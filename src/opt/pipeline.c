@@ -32,6 +32,7 @@ static const opt_pass opt_passes[] = {
     {"cancel_transpose_reshape_nhwc", opt_cancel_transpose_reshape, true},
     {"eliminate_dead_nhwc", opt_eliminate_dead, true},
     {"fuse_expand_dw", opt_fuse_expand_dw, true},
+    {"fuse_csp_nhwc", opt_fuse_csp_nhwc, true},
     {"elide_concat", opt_elide_concat, true},
 };
 #define OPT_N_PASSES ((int)(sizeof opt_passes / sizeof opt_passes[0]))

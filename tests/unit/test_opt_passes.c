@@ -105,18 +105,18 @@ static ir_model *check_model(const char *name)
     return opt;
 }
 
-/* yolo_head.onnx through the public API (planned activation arena, where Concat elision and
- * zero-copy Reshapes happen), three runs, against the unoptimized graph. */
-static void check_head_planned(void)
+/* A model through the public API (planned activation arena, where Concat elision, zero-copy
+ * Reshapes and in-place ChannelUpdates happen), three runs, against the unoptimized graph;
+ * input "x", output "y". */
+static void check_planned(const char *path)
 {
-    const char *path = "tests/data/opt/yolo_head.onnx";
     ir_model *ref = load(path, false);
     opt_set_enabled(true);
     kiln_model *km = NULL;
     kiln_context *kc = NULL;
     kiln_status st = kiln_model_load_file(path, NULL, &km);
     if (!st) st = kiln_context_create(km, &kc);
-    CHECK(ref && st == KILN_OK, "yolo_head: loads (%s)", kiln_last_error());
+    CHECK(ref && st == KILN_OK, "%s: loads (%s)", path, kiln_last_error());
     core_value *in[1] = {0}, *o[1] = {0};
     if (ref && !st && make_inputs(ref->graph, in) && rt_graph_run(ref->graph, in, o) == KILN_OK) {
         const core_tensor *x = in[0]->tensor, *want = o[0]->tensor;
@@ -125,7 +125,7 @@ static void check_head_planned(void)
             st = kiln_context_set_input(kc, "x", KILN_DTYPE_FLOAT, x->ndim, x->dims, x->data, x->nbytes);
             if (!st) st = kiln_context_run(kc);
             if (!st) st = kiln_context_get_output(kc, "y", &v);
-            CHECK(st == KILN_OK, "yolo_head run %d: %s", run, kiln_last_error());
+            CHECK(st == KILN_OK, "%s run %d: %s", path, run, kiln_last_error());
             if (st) break;
             bool same = v.nbytes == want->nbytes;
             double worst = 0;
@@ -134,9 +134,9 @@ static void check_head_planned(void)
                 double err = fabs(r - q) / (1e-5 * fabs(r) + 1e-6);
                 if (!(err <= worst)) worst = err;
             }
-            CHECK(same && worst <= 1.0, "yolo_head run %d: planned output differs (worst %.3g tolerances)", run, worst);
+            CHECK(same && worst <= 1.0, "%s run %d: planned output differs (worst %.3g tolerances)", path, run, worst);
         }
-    } else CHECK(0, "yolo_head: reference run: %s", core_error_text());
+    } else CHECK(0, "%s: reference run: %s", path, core_error_text());
     core_value_release(in[0]);
     core_value_release(o[0]);
     kiln_context_destroy(kc);
@@ -293,7 +293,24 @@ int main(void)
         CHECK(sig == 2, "yolo_head: %d ConvNhwc with a Sigmoid epilogue (want 2)", sig);
         ir_model_destroy(m);
     }
-    check_head_planned();
+    check_planned("tests/data/opt/yolo_head.onnx");
+    /* fuse_csp_nhwc: the Splits and Concats of both C3 blocks are gone; the shortcut Adds
+     * (2) and the no-shortcut Concat (1) became ChannelUpdates on the merged conv's output */
+    if ((m = check_model("csp.onnx"))) {
+        CHECK(opt_last_rewrites("fuse_csp_nhwc") == 2, "csp: %d rewrites (want 2)", opt_last_rewrites("fuse_csp_nhwc"));
+        CHECK(count_op(m, "Split") == 0 && count_op(m, "Concat") == 0 && count_op(m, "Add") == 0,
+              "csp: %d Split, %d Concat, %d Add left (want 0)", count_op(m, "Split"), count_op(m, "Concat"), count_op(m, "Add"));
+        int add = 0, set = 0, off = 0;
+        for (int i = 0; i < m->graph->n_nodes; i++) {
+            const ir_node *n = &m->graph->nodes[i];
+            const ir_attr *a = strcmp(n->op_type, "ChannelUpdate") ? NULL : ir_node_attr(n, "mode");
+            if (a) add += !strcmp(a->s, "add"), set += !strcmp(a->s, "set");
+            off += !strcmp(n->op_type, "ConvNhwc") && ir_node_attr(n, "x_channel_offset");
+        }
+        CHECK(add == 2 && set == 1 && off == 3, "csp: %d add, %d set updates, %d slice-reading convs (want 2, 1, 3)", add, set, off);
+        ir_model_destroy(m);
+    }
+    check_planned("tests/data/opt/csp.onnx");
     /* fuse_expand_dw: both inverted-residual fronts fuse, the shared 1x1 does not; the fused
      * op's CPU kernel (check_model) and its reference kernel both match the unfused graph */
     if ((m = check_model("mbconv.onnx"))) {
@@ -309,6 +326,10 @@ int main(void)
     ops_set_fast_kernels(false);
     if ((m = check_model("mbconv.onnx"))) {
         CHECK(count_op(m, "ConvNhwcExpandDw") == 2, "mbconv (reference kernels): fused");
+        ir_model_destroy(m);
+    }
+    if ((m = check_model("csp.onnx"))) { /* ChannelUpdate and x_channel_offset references */
+        CHECK(count_op(m, "ChannelUpdate") == 3, "csp (reference kernels): rewritten");
         ir_model_destroy(m);
     }
     ops_set_fast_kernels(true);

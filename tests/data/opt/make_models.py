@@ -296,4 +296,35 @@ save('mbconv.onnx', [
      w('d2', 42, 1, 5, 5, scale=0.2), w('p2', 7, 42, 1, 1, scale=0.15), w('e3', 21, 7, 1, 1, scale=0.38),
      w('d3', 21, 1, 3, 3, scale=0.33), c('lo', 0.0), c('hi', 6.0)])
 
+# fuse_csp_nhwc (after merge_sibling_convs and layout_nhwc): a YOLOv5 C3 block with two
+# shortcut bottlenecks, then a C3 without shortcut. cv1 / cv2 (1x1 siblings, SiLU) merge into
+# one conv + Split; the rewrite keeps both halves in the merged conv's buffer.
+def silu_conv(p, x, wname, y, **kw):
+    return [h.make_node('Conv', [x, wname], [p + 'c'], **kw), h.make_node('Sigmoid', [p + 'c'], [p + 's']),
+            h.make_node('Mul', [p + 'c', p + 's'], [y])]
+
+def c3(p, x, y, n, shortcut):
+    nodes = silu_conv(p + 'cv1', x, p + 'w1', p + 'a0') + silu_conv(p + 'cv2', x, p + 'w2', p + 'b')
+    cur = p + 'a0'
+    for i in range(n):
+        q = f'{p}m{i}'
+        nodes += silu_conv(q + 'x', cur, p + f'mw{i}a', q + 't') + silu_conv(q + 'y', q + 't', p + f'mw{i}b', q + 'u', pads=[1, 1, 1, 1])
+        if shortcut:
+            nodes.append(h.make_node('Add', [cur, q + 'u'], [q + 'o']))
+            cur = q + 'o'
+        else:
+            cur = q + 'u'
+    nodes.append(h.make_node('Concat', [cur, p + 'b'], [p + 'cat'], axis=1))
+    nodes += silu_conv(p + 'cv3', p + 'cat', p + 'w3', y)
+    return nodes
+
+def c3_weights(p, cin, c, n, cout):
+    ws = [w(p + 'w1', c, cin, 1, 1, scale=0.5), w(p + 'w2', c, cin, 1, 1, scale=0.5), w(p + 'w3', cout, 2 * c, 1, 1, scale=0.4)]
+    for i in range(n):
+        ws += [w(p + f'mw{i}a', c, c, 1, 1, scale=0.5), w(p + f'mw{i}b', c, c, 3, 3, scale=0.2)]
+    return ws
+
+save('csp.onnx', c3('A', 'x', 'h', 2, True) + c3('B', 'h', 'y', 1, False),
+     [vi('x', [1, 8, 9, 7])], [vi('y', [1, 12, 9, 7])], c3_weights('A', 8, 6, 2, 10) + c3_weights('B', 10, 5, 1, 12))
+
 print('wrote', sorted(f for f in os.listdir(HERE) if f.endswith('.onnx')))
