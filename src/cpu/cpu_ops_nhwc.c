@@ -4,6 +4,7 @@
  * kernels do not cover goes to the reference kernel. */
 #include "cpu/cpu_ops_util.h"
 #include "cpu/nhwc.h"
+#include "ops/fused.h"
 #include "ops/util.h"
 #include <string.h>
 
@@ -110,16 +111,19 @@ static void nhwc_cu_task(void *arg, int64_t b, int64_t e)
 static kiln_status nhwc_channel_update_run(ops_ctx *c)
 {
     core_tensor *x = ops_input(c, 0);
-    const core_tensor *p = ops_input(c, 1);
-    if (!x || !p || x->dtype != KILN_DTYPE_FLOAT || p->dtype != KILN_DTYPE_FLOAT || x->ndim < 1 || p->ndim != x->ndim ||
-        x->quant || x->mapped || x->device != CORE_DEVICE_CPU)
+    int n = ops_n_inputs(c) - 1;
+    if (!x || n < 1 || n > FUSED_CU_MAX || x->dtype != KILN_DTYPE_FLOAT || x->ndim < 1 || x->quant || x->mapped ||
+        x->device != CORE_DEVICE_CPU)
         return ops_run_reference(c);
     const char *mode = ops_attr_string(c, "mode", "set");
     bool add = !strcmp(mode, "add");
-    int64_t Cx = x->dims[x->ndim - 1], Cp = p->dims[p->ndim - 1], off = ops_attr_int(c, "offset", 0);
-    if ((!add && strcmp(mode, "set")) || off < 0 || off > Cx || Cp > Cx - off) return ops_run_reference(c);
-    for (int i = 0; i + 1 < x->ndim; i++)
-        if (p->dims[i] != x->dims[i]) return ops_run_reference(c);
+    int64_t offs[FUSED_CU_MAX];
+    if ((!add && strcmp(mode, "set")) || !fused_channel_update_offsets(c, x, offs, n)) {
+        core_error_clear();
+        return ops_run_reference(c); /* which reports the error */
+    }
+    for (int k = 0; k < n; k++)
+        if (ops_input(c, 1 + k)->data == x->data) return ops_run_reference(c);
     float *yd;
     if (ops_input_donatable(c, 0)) {
         core_tensor *t = core_tensor_wrap(KILN_DTYPE_FLOAT, x->ndim, x->dims, x->data);
@@ -136,10 +140,14 @@ static kiln_status nhwc_channel_update_run(ops_ctx *c)
         if (y->numel) memcpy(y->data, x->data, sizeof(float) * (size_t)x->numel);
         yd = y->data;
     }
-    int64_t P = Cx ? x->numel / Cx : 0;
-    nhwc_cu_job j = {yd, p->data, Cx, Cp, off, add};
-    if (P * Cp < 65536) nhwc_cu_task(&j, 0, P);
-    else core_threadpool_parallel_for(ops_threadpool(c), P, 0, nhwc_cu_task, &j);
+    int64_t Cx = x->dims[x->ndim - 1], P = Cx ? x->numel / Cx : 0;
+    for (int k = 0; k < n; k++) {
+        const core_tensor *p = ops_input(c, 1 + k);
+        int64_t Cp = p->dims[p->ndim - 1];
+        nhwc_cu_job j = {yd, p->data, Cx, Cp, offs[k], add};
+        if (P * Cp < 65536) nhwc_cu_task(&j, 0, P);
+        else core_threadpool_parallel_for(ops_threadpool(c), P, 0, nhwc_cu_task, &j);
+    }
     return KILN_OK;
 }
 

@@ -323,35 +323,70 @@ static kiln_status conv_nhwc_expand_dw_run(ops_ctx *c)
     return st;
 }
 
-/* ChannelUpdate: Y = X with channels [offset, offset + Cp) set to P or incremented by P. */
+/* ChannelUpdate: offsets of P_1..P_k along X's last axis ("offsets", or the single
+ * "offset"); false with the error set when a P does not fit. */
+bool fused_channel_update_offsets(ops_ctx *c, const core_tensor *x, int64_t *offs, int n)
+{
+    int64_t cnt = 0;
+    const int64_t *o = ops_attr_ints(c, "offsets", &cnt);
+    if (o && cnt != n) {
+        ops_error(c, KILN_ERR_INVALID_MODEL, "%lld offsets for %d updates", (long long)cnt, n);
+        return false;
+    }
+    int64_t Cx = x->dims[x->ndim - 1];
+    for (int k = 0; k < n; k++) {
+        const core_tensor *p = ops_input(c, 1 + k);
+        offs[k] = o ? o[k] : ops_attr_int(c, "offset", 0);
+        if (!p || p->dtype != KILN_DTYPE_FLOAT || p->ndim != x->ndim) {
+            ops_error(c, KILN_ERR_SHAPE, "update %d must be a float tensor of X's rank", k);
+            return false;
+        }
+        for (int i = 0; i + 1 < x->ndim; i++)
+            if (p->dims[i] != x->dims[i]) {
+                ops_error(c, KILN_ERR_SHAPE, "update %d: dim %d is %lld, X's is %lld", k, i, (long long)p->dims[i],
+                          (long long)x->dims[i]);
+                return false;
+            }
+        int64_t Cp = p->dims[p->ndim - 1];
+        if (offs[k] < 0 || offs[k] > Cx || Cp > Cx - offs[k]) {
+            ops_error(c, KILN_ERR_SHAPE, "update %d: channels [%lld, %lld) are outside X's %lld", k, (long long)offs[k],
+                      (long long)(offs[k] + Cp), (long long)Cx);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ChannelUpdate: Y = X with channels [offset_k, offset_k + Cp_k) set to P_k or incremented by
+ * P_k, in input order. */
 static kiln_status channel_update_run(ops_ctx *c)
 {
-    const core_tensor *x = ops_input(c, 0), *p = ops_input(c, 1);
-    if (!x || !p) return ops_error(c, KILN_ERR_INVALID_MODEL, "inputs X and P are required");
+    const core_tensor *x = ops_input(c, 0);
+    int n = ops_n_inputs(c) - 1;
+    if (!x || n < 1 || n > FUSED_CU_MAX) return ops_error(c, KILN_ERR_INVALID_MODEL, "input X and 1 to %d updates are required", FUSED_CU_MAX);
     kiln_status st;
-    if ((st = fz_check_f32(c, x, "input X")) || (st = fz_check_f32(c, p, "input P"))) return st;
+    if ((st = fz_check_f32(c, x, "input X"))) return st;
     const char *mode = ops_attr_string(c, "mode", "set");
     bool add = !strcmp(mode, "add");
     if (!add && strcmp(mode, "set")) return ops_error(c, KILN_ERR_INVALID_MODEL, "mode '%s' is not 'set' or 'add'", mode);
-    if (x->ndim < 1 || p->ndim != x->ndim) return ops_error(c, KILN_ERR_SHAPE, "P must have X's rank");
-    for (int i = 0; i + 1 < x->ndim; i++)
-        if (p->dims[i] != x->dims[i]) return ops_error(c, KILN_ERR_SHAPE, "P's dim %d is %lld, X's is %lld", i,
-                                                       (long long)p->dims[i], (long long)x->dims[i]);
-    int64_t Cx = x->dims[x->ndim - 1], Cp = p->dims[p->ndim - 1], off = ops_attr_int(c, "offset", 0);
-    if (off < 0 || off > Cx || Cp > Cx - off)
-        return ops_error(c, KILN_ERR_SHAPE, "channels [%lld, %lld) are outside X's %lld", (long long)off,
-                         (long long)(off + Cp), (long long)Cx);
+    if (x->ndim < 1) return ops_error(c, KILN_ERR_SHAPE, "X must have at least one dim");
+    int64_t offs[FUSED_CU_MAX];
+    if (!fused_channel_update_offsets(c, x, offs, n)) return KILN_ERR_SHAPE;
     core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, x->ndim, x->dims);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel) memcpy(y->data, x->data, sizeof(float) * (size_t)x->numel);
-    int64_t P = Cx ? x->numel / Cx : 0;
+    int64_t Cx = x->dims[x->ndim - 1], P = Cx ? x->numel / Cx : 0;
     float *yp = y->data;
-    const float *pp = p->data;
-    for (int64_t q = 0; q < P; q++)
-        for (int64_t k = 0; k < Cp; k++) {
-            float *d = yp + q * Cx + off + k;
-            *d = add ? *d + pp[q * Cp + k] : pp[q * Cp + k];
-        }
+    for (int u = 0; u < n; u++) {
+        const core_tensor *p = ops_input(c, 1 + u);
+        int64_t Cp = p->dims[p->ndim - 1];
+        const float *pp = p->data;
+        for (int64_t q = 0; q < P; q++)
+            for (int64_t k = 0; k < Cp; k++) {
+                float *d = yp + q * Cx + offs[u] + k;
+                *d = add ? *d + pp[q * Cp + k] : pp[q * Cp + k];
+            }
+    }
     return KILN_OK;
 }
 

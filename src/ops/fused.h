@@ -28,11 +28,13 @@
  *              semantics of FusedConv. Y NHWC. Optional attribute x_channel_offset (int): X
  *              may have more channels than the convolution takes; it reads channels
  *              [x_channel_offset, x_channel_offset + C) (C = W's dim 1 x group).
- * ChannelUpdate  inputs X [..., Cx], P [..., Cp] (the same leading dims); attributes offset
- *              (int) and mode ("set" or "add"). Y = X with Y[..., offset + k] = P[..., k]
- *              (set) or X[..., offset + k] + P[..., k] (add), k < Cp. The layout pass's
- *              rewrite of CSP blocks (a Split of one conv's output and the Concat that
- *              rejoins it) uses it so that the halves are never copied apart.
+ * ChannelUpdate  inputs X [..., Cx], P_1 .. P_n [..., Cp_i] (X's leading dims, n <= 8);
+ *              attributes offsets (ints, one per P; or offset, one int for all) and mode
+ *              ("set" or "add"). Y = X with Y[..., off_i + k] = P_i[..., k] (set) or
+ *              += P_i[..., k] (add), k < Cp_i, in input order. Any rank: the last axis is
+ *              the "channel". Used where a Concat would copy a whole tensor to change a few
+ *              channels of it: the CSP rewrite (fuse_csp_nhwc) and Concats of Slices of one
+ *              tensor (update_concat_slices); the CPU kernel works in place when X dies.
  * ConvNhwcExpandDw  inputs X (NHWC), W, B?, Z (must be absent), W1 ([E, C, 1, 1]), B1?;
  *              attributes of ConvNhwc plus expand_activation / expand_activation_params.
  *              T = act1(Conv1x1(X, W1) + B1) (NHWC), Y = ConvNhwc(T, W, B) with the node's
@@ -44,6 +46,13 @@
  */
 #ifndef KILN_OPS_FUSED_H
 #define KILN_OPS_FUSED_H
+
+#include "ops/ops.h"
+
+/* ChannelUpdate: at most this many updates; the offsets of inputs 1..n as the node's
+ * attributes give them, checked against X (false with the error set). */
+#define FUSED_CU_MAX 8
+bool fused_channel_update_offsets(ops_ctx *c, const core_tensor *x, int64_t *offs, int n);
 
 /* ElementwiseChain opcodes; c is the step's constant. Append-only. */
 enum fused_ew_op {

@@ -43,6 +43,7 @@ kiln_status opt_cancel_transpose_reshape(ir_graph *g, int *n); /* cancel_transpo
 kiln_status opt_fold_batchnorm(ir_graph *g, int *n);          /* fold_batchnorm.c */
 kiln_status opt_fuse_layernorm(ir_graph *g, int *n);          /* fuse_layernorm.c */
 kiln_status opt_fuse_attention(ir_graph *g, int *n);          /* fuse_attention.c */
+kiln_status opt_update_concat_slices(ir_graph *g, int *n);     /* update_concat_slices.c: Concat of Slices -> ChannelUpdate */
 kiln_status opt_fuse_csp_nhwc(ir_graph *g, int *n);           /* fuse_csp_nhwc.c: Split/Concat of CSP blocks kept in one buffer */
 kiln_status opt_fuse_expand_dw(ir_graph *g, int *n);          /* fuse_expand_dw.c: 1x1 -> depthwise ConvNhwc pairs */
 kiln_status opt_hoist_activation(ir_graph *g, int *n);        /* hoist_activation.c: act above Reshape/Transpose to its Conv */

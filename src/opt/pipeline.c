@@ -27,6 +27,7 @@ static const opt_pass opt_passes[] = {
     {"fuse_conv_act", opt_fuse_conv_act, false},
     {"merge_sibling_convs", opt_merge_sibling_convs, false},
     {"fuse_elementwise", opt_fuse_elementwise, false},
+    {"update_concat_slices", opt_update_concat_slices, false},
     {"layout_nhwc", opt_layout_nhwc, true},
     /* the layout's edge Transposes meet the model's own Transposes / Reshapes */
     {"cancel_transpose_reshape_nhwc", opt_cancel_transpose_reshape, true},

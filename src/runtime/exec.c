@@ -638,9 +638,12 @@ static bool rt_plan_place_fixed(rt_state *s, size_t *end)
  * its own, so producers write straight into place and the Concat copies nothing (the
  * Concat kernels skip blocks already in place). The output's lifetime then starts with
  * its first input. Needs s->slot_of filled. */
+/* Ops that may hand input 0's buffer on as their output (when it dies there): the
+ * zero-copy Reshape-likes and ChannelUpdate (in place). */
 static bool rt_is_view_op(const ir_node *n)
 {
     static const char *const ops[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"};
+    if (n->domain && !strcmp(n->domain, "ai.kiln")) return !strcmp(n->op_type, "ChannelUpdate") && n->n_inputs >= 1;
     if (n->domain && *n->domain) return false;
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
         if (!strcmp(n->op_type, ops[k])) return n->n_inputs >= 1;
@@ -667,9 +670,10 @@ static void rt_plan_elide_concats(rt_state *s)
             if (p < 0 || p >= i) { ok = false; break; }
             for (int o = 0; o < g->nodes[p].n_outputs; o++)
                 if (g->nodes[p].outputs[o] == v) ks[k] = s->slot_of[s->out_base[p] + o];
-            /* A Reshape-like node that allocated nothing handed its input's buffer on (its
-             * input died there, ops_input_donatable): nest that buffer, which the alias kept
-             * alive until this Concat. It is shared only along this chain. */
+            /* A Reshape-like node (or an in-place ChannelUpdate) that allocated nothing handed
+             * its input's buffer on (its input died there, ops_input_donatable): nest that
+             * buffer, which the alias kept alive until this Concat. It is shared only along
+             * this chain. */
             bool via_view = false;
             while (ks[k] < 0 && rt_is_view_op(&g->nodes[p]) && g->nodes[p].n_outputs == 1) {
                 int u = g->nodes[p].inputs[0], q = u >= 0 ? g->values[u].producer : -1;

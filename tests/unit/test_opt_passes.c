@@ -291,6 +291,14 @@ int main(void)
             }
         }
         CHECK(sig == 2, "yolo_head: %d ConvNhwc with a Sigmoid epilogue (want 2)", sig);
+        /* update_concat_slices: each level's Concat(xy, wh, y[..., 4:6]) updates y in place */
+        CHECK(count_op(m, "ChannelUpdate") == 2 && count_op(m, "Concat") == 1 && count_op(m, "Slice") == 4 &&
+                  opt_last_rewrites("update_concat_slices") == 2,
+              "yolo_head: %d ChannelUpdate, %d Concat, %d Slice (want 2, 1, 4)", count_op(m, "ChannelUpdate"),
+              count_op(m, "Concat"), count_op(m, "Slice"));
+        const ir_node *cu = find_op(m, "ChannelUpdate");
+        const ir_attr *offs = cu ? ir_node_attr(cu, "offsets") : NULL;
+        CHECK(offs && offs->n == 2 && offs->ints[0] == 0 && offs->ints[1] == 2, "yolo_head: update offsets 0, 2");
         ir_model_destroy(m);
     }
     check_planned("tests/data/opt/yolo_head.onnx");
@@ -326,6 +334,10 @@ int main(void)
     ops_set_fast_kernels(false);
     if ((m = check_model("mbconv.onnx"))) {
         CHECK(count_op(m, "ConvNhwcExpandDw") == 2, "mbconv (reference kernels): fused");
+        ir_model_destroy(m);
+    }
+    if ((m = check_model("yolo_head.onnx"))) { /* ChannelUpdate with several updates */
+        CHECK(count_op(m, "ChannelUpdate") == 2, "yolo_head (reference kernels): rewritten");
         ir_model_destroy(m);
     }
     if ((m = check_model("csp.onnx"))) { /* ChannelUpdate and x_channel_offset references */
