@@ -87,4 +87,20 @@ kiln_status cpu_expand_dw_nhwc_f32(const cpu_conv2d *g1, const float *x, int64_t
     const float *w2, const float *b2, const cpu_epilogue *ep2, float *y, int64_t ys,
     bool cache, core_threadpool *pool);
 
+/* ---- fused inverted-residual block (expand_dw_nhwc.c) ---------------------------------------
+ * t = g1 ? act1(conv1x1(x) + b1) : x;  u = act2(dw(t) + b2);  y = act3(conv1x1(u; E -> P) +
+ * b3 + resid), in row bands: neither t nor u is written to memory. g1 NULL: no expansion
+ * (t = x, E = C; w1, b1, ep1 unused). g1, g2 as for cpu_expand_dw_nhwc_f32; g3: the
+ * projection (N, E, OH, OW -> M = P; 1x1, stride 1, pad 0, G 1), w3 [P, E, 1, 1], b3 [P] or
+ * NULL. resid NULL or [N, OH, OW, P] with pixel stride rs >= P (may equal y with rs == ys:
+ * read before written). x pixel stride xs >= C, y pixel stride ys >= P. ep1/ep2/ep3 carry
+ * only the activations. KILN_ERR_UNSUPPORTED when it does not handle the geometry (the
+ * caller then runs the pieces separately), OOM as usual. */
+bool cpu_mbconv_nhwc_eligible(const cpu_conv2d *g1, const cpu_conv2d *g2, const cpu_conv2d *g3);
+kiln_status cpu_mbconv_nhwc_f32(const cpu_conv2d *g1, const float *x, int64_t xs,
+    const float *w1, const float *b1, const cpu_epilogue *ep1,
+    const cpu_conv2d *g2, const float *w2, const float *b2, const cpu_epilogue *ep2,
+    const cpu_conv2d *g3, const float *w3, const float *b3, const cpu_epilogue *ep3,
+    const float *resid, int64_t rs, float *y, int64_t ys, bool cache, core_threadpool *pool);
+
 #endif /* KILN_CPU_NHWC_H */

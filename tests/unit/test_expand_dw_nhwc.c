@@ -6,6 +6,10 @@
  * this CPU has, 1, 2 and 3 threads, cached and per-call packed weights. y is filled with NaN
  * first: every output element must be written, the channels past E of a strided y must not.
  * Also: eligible() on the MobileNetV2 / EfficientNet-B0 layer pairs, and pairs it declines.
+ * The whole inverted-residual block (cpu_mbconv_nhwc_f32: expansion or none, depthwise,
+ * projection, residual separate or in place in y) likewise against a naive loop of the three
+ * convolutions, with projection widths that are not a multiple of the tile (1, 3, 17, 24),
+ * residual pixel strides, bands and channel chunks that accumulate in y.
  * Prints "N passed, M failed". */
 #include "core/threadpool.h"
 #include "cpu/cpu.h"
@@ -303,6 +307,270 @@ static void test_unsupported(void)
               y[0] == 7.0f, "N = 0");
 }
 
+/* ---- the whole block: cpu_mbconv_nhwc_f32 ------------------------------------------------- */
+
+typedef struct mb_case {
+    int64_t N, C, E, P, H, W, K, S, D, PT, PL, PB, PR; /* E 0: no expansion (E = C) */
+    int64_t xpad, ypad, rpad;                          /* pixel stride - channel count */
+    int resid;                                         /* 0 none, 1 own buffer, 2 resid == y */
+    act_kind a1, a2, a3;
+    bool bias;
+} mb_case;
+
+static void mb_case_run(const mb_case *k, core_threadpool *pool2, core_threadpool *pool3)
+{
+    const bool expand = k->E > 0;
+    const int64_t N = k->N, C = k->C, E = expand ? k->E : k->C, P = k->P, H = k->H, W = k->W, K = k->K;
+    const int64_t ext = (K - 1) * k->D + 1;
+    const int64_t OH = (H + k->PT + k->PB - ext) / k->S + 1, OW = (W + k->PL + k->PR - ext) / k->S + 1;
+    if (OH < 1 || OW < 1) return;
+    const int64_t xs = C + k->xpad, ys = P + k->ypad, rs = k->resid == 2 ? ys : P + k->rpad;
+    const int64_t npx = N * H * W, nop = N * OH * OW;
+    const size_t nx = (size_t)(npx * xs), ny = (size_t)(nop * ys), nr = (size_t)(nop * rs);
+    float *x = malloc(nx * 4 + 4), *w1 = malloc((size_t)(E * C) * 4 + 4), *b1 = malloc((size_t)E * 4);
+    float *w2 = malloc((size_t)(E * K * K) * 4), *b2 = malloc((size_t)E * 4), *y = malloc(ny * 4 + 4);
+    float *w3 = malloc((size_t)(P * E) * 4), *b3 = malloc((size_t)P * 4), *r = malloc(nr * 4 + 4);
+    double *t = malloc((size_t)(npx * E) * 8 + 8), *tmag = malloc((size_t)(npx * E) * 8 + 8);
+    double *u = malloc((size_t)(nop * E) * 8 + 8), *umag = malloc((size_t)(nop * E) * 8 + 8);
+    double *want = malloc(ny * 8 + 8), *mag = malloc(ny * 8 + 8);
+    for (size_t i = 0; i < nx; i++) x[i] = 1.5f * frand() + 0.5f;
+    for (int64_t i = 0; i < E * C; i++) w1[i] = 3.0f * frand() / sqrtf((float)C);
+    for (int64_t i = 0; i < E; i++) b1[i] = frand(), b2[i] = frand();
+    for (int64_t i = 0; i < E * K * K; i++) w2[i] = frand();
+    for (int64_t i = 0; i < P * E; i++) w3[i] = 2.0f * frand() / sqrtf((float)E);
+    for (int64_t i = 0; i < P; i++) b3[i] = frand();
+    for (size_t i = 0; i < nr; i++) r[i] = 2.0f * frand();
+    /* the naive loops: t, u, then y */
+    for (int64_t p = 0; p < npx; p++)
+        for (int64_t e = 0; e < E; e++) {
+            if (!expand) {
+                t[p * E + e] = x[p * xs + e];
+                tmag[p * E + e] = fabs(t[p * E + e]);
+                continue;
+            }
+            double s = k->bias ? b1[e] : 0.0, m = fabs(s);
+            for (int64_t c = 0; c < C; c++) {
+                double v = (double)x[p * xs + c] * w1[e * C + c];
+                s += v;
+                m += fabs(v);
+            }
+            t[p * E + e] = act_ref(s, k->a1);
+            tmag[p * E + e] = m + fabs(s);
+        }
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox = 0; ox < OW; ox++)
+                for (int64_t e = 0; e < E; e++) {
+                    double s = k->bias ? b2[e] : 0.0, m = fabs(s);
+                    for (int64_t ky = 0; ky < K; ky++)
+                        for (int64_t kx = 0; kx < K; kx++) {
+                            int64_t iy = oy * k->S - k->PT + ky * k->D, ix = ox * k->S - k->PL + kx * k->D;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            int64_t ti = ((n * H + iy) * W + ix) * E + e;
+                            double wv = w2[(e * K + ky) * K + kx];
+                            s += t[ti] * wv;
+                            m += fabs(t[ti] * wv) + fabs(wv) * tmag[ti];
+                        }
+                    int64_t o = ((n * OH + oy) * OW + ox) * E + e;
+                    u[o] = act_ref(s, k->a2);
+                    umag[o] = m + fabs(s);
+                }
+    for (size_t i = 0; i < ny; i++) want[i] = NAN, mag[i] = 0;
+    for (int64_t p = 0; p < nop; p++)
+        for (int64_t q = 0; q < P; q++) {
+            double s = k->bias ? b3[q] : 0.0, m = fabs(s);
+            for (int64_t e = 0; e < E; e++) {
+                double v = u[p * E + e] * w3[q * E + e];
+                s += v;
+                m += fabs(v) + fabs((double)w3[q * E + e]) * umag[p * E + e];
+            }
+            if (k->resid) {
+                s += r[p * rs + q];
+                m += fabs((double)r[p * rs + q]);
+            }
+            want[p * ys + q] = act_ref(s, k->a3);
+            mag[p * ys + q] = m + fabs(s);
+        }
+    cpu_conv2d g1 = {N, C, H, W, E, H, W, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    cpu_conv2d g2 = {N, E, H, W, E, OH, OW, E, K, K, k->S, k->S, k->D, k->D, k->PT, k->PL};
+    cpu_conv2d g3 = {N, E, OH, OW, P, OH, OW, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    const cpu_conv2d *pg1 = expand ? &g1 : NULL;
+    cpu_epilogue ep1 = act_ep(k->a1), ep2 = act_ep(k->a2), ep3 = act_ep(k->a3);
+    check(cpu_mbconv_nhwc_eligible(pg1, &g2, &g3), "mbconv eligible");
+    int n_isa = 0;
+    const char *const *isas = cpu_ukernels_isas(&n_isa);
+    for (int isa = 0; isa < n_isa; isa++) {
+        cpu_ukernels_force_isa(isas[isa]);
+        for (int th = 1; th <= 3; th++)
+            for (int cache = 0; cache < 2; cache++) {
+                if (th == 3 && !cache) continue;
+                for (size_t i = 0; i < ny; i++) y[i] = NAN;
+                if (k->resid == 2) /* in place: y holds the residual, channels past P stay NaN */
+                    for (int64_t p = 0; p < nop; p++) memcpy(y + p * ys, r + p * rs, (size_t)P * 4);
+                core_threadpool *pool = th == 1 ? NULL : th == 2 ? pool2 : pool3;
+                const float *res = k->resid == 1 ? r : k->resid == 2 ? y : NULL;
+                kiln_status st = cpu_mbconv_nhwc_f32(pg1, x, xs, w1, k->bias ? b1 : NULL, &ep1, &g2, w2,
+                                                     k->bias ? b2 : NULL, &ep2, &g3, w3, k->bias ? b3 : NULL, &ep3,
+                                                     res, rs, y, ys, cache != 0, pool);
+                char what[512];
+                snprintf(what, sizeof what,
+                         "mbconv [%s, %d thr, cache %d] N%lld C%lld E%lld%s P%lld %lldx%lld k%lld s%lld d%lld "
+                         "p%lld,%lld,%lld,%lld xs+%lld ys+%lld resid %d (rs+%lld) act %s/%s/%s bias %d",
+                         cpu_ukernels_get()->isa, th, cache, (long long)N, (long long)C, (long long)E,
+                         expand ? "" : " (no expansion)", (long long)P, (long long)H, (long long)W, (long long)K,
+                         (long long)k->S, (long long)k->D, (long long)k->PT, (long long)k->PL, (long long)k->PB,
+                         (long long)k->PR, (long long)k->xpad, (long long)k->ypad, k->resid, (long long)(rs - P),
+                         act_names[k->a1], act_names[k->a2], act_names[k->a3], k->bias);
+                bool ok = st == KILN_OK;
+                size_t bad = 0;
+                for (size_t i = 0; ok && i < ny; i++) {
+                    bool ok1;
+                    if (isnan(want[i])) ok1 = isnan(y[i]); /* past P: untouched */
+                    else ok1 = fabs((double)y[i] - want[i]) <= 2e-5 * mag[i] + 1e-5; /* NaN fails */
+                    if (!ok1) {
+                        ok = false;
+                        bad = i;
+                    }
+                }
+                if (!ok && st == KILN_OK)
+                    printf("  element %zu (pixel %zu, c %zu): want %.8g got %.8g\n", bad, bad / (size_t)ys,
+                           bad % (size_t)ys, want[bad], y[bad]);
+                if (st != KILN_OK) printf("  status %d\n", (int)st);
+                check(ok, what);
+            }
+    }
+    cpu_ukernels_force_isa(NULL);
+    free(x);
+    free(w1);
+    free(b1);
+    free(w2);
+    free(b2);
+    free(y);
+    free(w3);
+    free(b3);
+    free(r);
+    free(t);
+    free(tmag);
+    free(u);
+    free(umag);
+    free(want);
+    free(mag);
+}
+
+static void test_mb_sweep(core_threadpool *pool2, core_threadpool *pool3)
+{
+    static const int64_t cs[] = {1, 3, 16, 24};
+    static const int64_t es[] = {0, 2, 17, 48}; /* 0: no expansion */
+    static const int64_t ps[] = {1, 3, 17, 24};
+    int rot = 0;
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++)
+        for (size_t ei = 0; ei < sizeof es / sizeof es[0]; ei++)
+            for (size_t pi = 0; pi < sizeof ps / sizeof ps[0]; pi++, rot++) {
+                const int64_t C = cs[ci], E = es[ei], P = ps[pi];
+                const act_kind a1 = (act_kind)(rot % 4), a2 = (act_kind)((rot / 4 + rot) % 4),
+                               a3 = (act_kind)((rot / 16 + rot + 1) % 4);
+                const int rm = rot % 3, rm2 = (rot + 1) % 3;
+                mb_case v[] = {
+                    /* N C E P H W K S D PT PL PB PR xpad ypad rpad resid a1 a2 a3 bias */
+                    {1, C, E, P, 7, 7, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, rm, a1, a2, a3, true},
+                    {2, C, E, P, 9, 11, 3, 2, 1, 1, 1, 1, 1, 3, 5, 2, rm2, a2, a1, a3, true},
+                    {1, C, E, P, 6, 13, 5, 1, 1, 2, 2, 2, 2, 1, 0, 3, rm, a3, a2, a1, rot % 2 == 0},
+                    {1, C, E, P, 1, 1, 3, 1, 1, 1, 1, 1, 1, 0, 2, 0, rm2, a1, a2, a3, true},
+                };
+                for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) mb_case_run(&v[i], pool2, pool3);
+            }
+}
+
+static void test_mb_shapes(core_threadpool *pool2, core_threadpool *pool3)
+{
+    mb_case v[] = {
+        /* N C E P H W K S D PT PL PB PR xpad ypad rpad resid a1 a2 a3 bias */
+        /* MobileNetV2-like blocks: bands that slide, u bands, residual in place */
+        {1, 16, 96, 16, 40, 40, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2, A_CLIP6, A_CLIP6, A_NONE, true},
+        {1, 16, 96, 24, 41, 41, 3, 2, 1, 1, 1, 1, 1, 0, 0, 0, 0, A_CLIP6, A_CLIP6, A_NONE, true},
+        {2, 24, 144, 24, 29, 29, 3, 1, 1, 1, 1, 1, 1, 0, 3, 1, 1, A_CLIP6, A_CLIP6, A_NONE, true},
+        {1, 24, 144, 32, 29, 29, 3, 2, 1, 1, 1, 1, 1, 0, 0, 0, 0, A_CLIP6, A_CLIP6, A_NONE, true},
+        /* no expansion (MobileNetV2's first block and a residual one) */
+        {1, 32, 0, 16, 37, 37, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, A_NONE, A_CLIP6, A_NONE, true},
+        {1, 32, 0, 32, 30, 30, 3, 1, 1, 1, 1, 1, 1, 2, 0, 0, 2, A_NONE, A_CLIP6, A_NONE, true},
+        /* large 1x1 weights (channel chunks accumulating in y, with the residual in y) */
+        {1, 160, 960, 160, 7, 7, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2, A_CLIP6, A_CLIP6, A_NONE, true},
+        {1, 96, 576, 96, 14, 14, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, A_CLIP6, A_CLIP6, A_RELU, true},
+        {1, 300, 1800, 17, 3, 5, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2, A_CLIP6, A_CLIP6, A_SILU, true},
+        {1, 96, 576, 160, 14, 14, 3, 2, 1, 1, 1, 1, 1, 0, 4, 0, 0, A_CLIP6, A_CLIP6, A_NONE, true},
+        /* wide rows: u band of one row, channel chunks by the band budget, accumulation */
+        {1, 3, 100, 17, 8, 700, 3, 1, 1, 1, 1, 1, 1, 1, 0, 2, 2, A_RELU, A_NONE, A_SILU, true},
+        {1, 5, 0, 24, 5, 1500, 3, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, A_NONE, A_RELU, A_CLIP6, true},
+        /* odd strides and pads */
+        {1, 8, 20, 3, 11, 11, 3, 4, 1, 1, 1, 1, 1, 0, 0, 0, 1, A_RELU, A_RELU, A_RELU, true},
+        {1, 4, 18, 5, 4, 4, 3, 1, 1, 3, 3, 3, 3, 0, 0, 0, 2, A_NONE, A_NONE, A_NONE, true},
+        {2, 7, 35, 17, 10, 10, 3, 3, 2, 2, 0, 1, 3, 2, 1, 1, 1, A_RELU, A_CLIP6, A_SILU, true},
+        {2, 7, 0, 17, 10, 10, 3, 3, 2, 2, 0, 1, 3, 2, 1, 1, 2, A_RELU, A_CLIP6, A_SILU, true},
+        /* empty images: y from the padding alone */
+        {1, 3, 5, 4, 0, 4, 3, 1, 1, 2, 1, 2, 1, 0, 0, 0, 1, A_RELU, A_SILU, A_NONE, true},
+        {2, 3, 0, 4, 4, 0, 3, 1, 1, 1, 2, 1, 2, 0, 1, 0, 2, A_RELU, A_CLIP6, A_RELU, true},
+        /* several images in one task's row range */
+        {3, 16, 33, 17, 3, 4, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, A_CLIP6, A_NONE, A_NONE, true},
+        /* EfficientNet-like (SiLU, dw 5x5) */
+        {1, 40, 240, 40, 12, 12, 5, 1, 1, 2, 2, 2, 2, 0, 0, 0, 2, A_SILU, A_SILU, A_NONE, true},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) mb_case_run(&v[i], pool2, pool3);
+}
+
+/* blocks it declines: KILN_ERR_UNSUPPORTED, y untouched */
+static void test_mb_unsupported(void)
+{
+    static float x[4096], w1[4096], w2[4096], w3[4096], r[4096], y[4096];
+    for (int i = 0; i < 4096; i++) x[i] = w1[i] = w2[i] = w3[i] = r[i] = 0.5f;
+    const cpu_conv2d g1 = {1, 4, 6, 6, 8, 6, 6, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    const cpu_conv2d g2 = {1, 8, 6, 6, 8, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1};
+    const cpu_conv2d g3 = {1, 8, 6, 6, 4, 6, 6, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    cpu_conv2d a, b, c;
+#define MB_BAD(MOD, XS, RES, RS, YS, WHAT)                                                                  \
+    do {                                                                                                     \
+        a = g1;                                                                                              \
+        b = g2;                                                                                              \
+        c = g3;                                                                                              \
+        MOD;                                                                                                 \
+        for (int i = 0; i < 4096; i++) y[i] = 7.0f;                                                          \
+        kiln_status st = cpu_mbconv_nhwc_f32(&a, x, XS, w1, NULL, NULL, &b, w2, NULL, NULL, &c, w3, NULL,    \
+                                             NULL, RES, RS, y, YS, false, NULL);                             \
+        bool untouched = true;                                                                               \
+        for (int i = 0; i < 4096; i++) untouched = untouched && y[i] == 7.0f;                                \
+        check(st == KILN_ERR_UNSUPPORTED && untouched, "mbconv unsupported: " WHAT);                         \
+    } while (0)
+    MB_BAD((void)0, 3, NULL, 0, 4, "xs < C");
+    MB_BAD((void)0, 4, NULL, 0, 3, "ys < P");
+    MB_BAD((void)0, 4, r, 3, 4, "rs < P");
+    MB_BAD((void)0, 4, y, 5, 4, "resid == y with rs != ys");
+    MB_BAD(a.KH = a.KW = 3, 4, NULL, 0, 4, "g1 3x3");
+    MB_BAD(b.M = 16, 4, NULL, 0, 4, "g2 not depthwise");
+    MB_BAD(c.KH = c.KW = 3, 4, NULL, 0, 4, "g3 3x3");
+    MB_BAD((c.SH = c.SW = 2, c.OH = c.OW = 3), 4, NULL, 0, 4, "g3 stride 2");
+    MB_BAD((c.PT = 1, c.OH = 8), 4, NULL, 0, 4, "g3 padded");
+    MB_BAD(c.G = 2, 4, NULL, 0, 4, "g3 grouped");
+    MB_BAD(c.C = 16, 4, NULL, 0, 4, "g3 channels != depthwise channels");
+    MB_BAD((c.H = c.OH = 5), 4, NULL, 0, 4, "g3 height != depthwise output height");
+    MB_BAD(c.N = 2, 4, NULL, 0, 4, "g3 batch mismatch");
+    MB_BAD(c.M = 0, 4, NULL, 0, 0, "g3 no output channels");
+#undef MB_BAD
+    check(!cpu_mbconv_nhwc_eligible(&g1, &g2, NULL) && !cpu_mbconv_nhwc_eligible(&g1, NULL, &g3),
+          "mbconv unsupported: NULL");
+    /* no expansion: g2 must take x's channels */
+    cpu_conv2d b2 = g2;
+    b2.C = b2.M = b2.G = 4;
+    check(!cpu_mbconv_nhwc_eligible(NULL, &b2, &g3), "mbconv unsupported: no expansion, g3 channels != C");
+    check(cpu_mbconv_nhwc_eligible(NULL, &g2, &g3) && cpu_mbconv_nhwc_eligible(&g1, &g2, &g3), "mbconv eligible");
+    /* empty batch: nothing to do */
+    a = g1;
+    b = g2;
+    c = g3;
+    a.N = b.N = c.N = 0;
+    for (int i = 0; i < 4096; i++) y[i] = 7.0f;
+    check(cpu_mbconv_nhwc_f32(&a, x, 4, w1, NULL, NULL, &b, w2, NULL, NULL, &c, w3, NULL, NULL, NULL, 0, y, 4,
+                              false, NULL) == KILN_OK && y[0] == 7.0f, "mbconv N = 0");
+}
+
 int main(void)
 {
     core_threadpool *pool2 = core_threadpool_create(2), *pool3 = core_threadpool_create(3);
@@ -314,6 +582,9 @@ int main(void)
     test_unsupported();
     test_sweep(pool2, pool3);
     test_shapes(pool2, pool3);
+    test_mb_unsupported();
+    test_mb_sweep(pool2, pool3);
+    test_mb_shapes(pool2, pool3);
     core_threadpool_destroy(pool2);
     core_threadpool_destroy(pool3);
     cpu_cache_clear();
