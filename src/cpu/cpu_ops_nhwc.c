@@ -87,6 +87,47 @@ static kiln_status nhwc_expand_dw_run(ops_ctx *c)
     return KILN_OK;
 }
 
+/* ConvNhwcMbConv: the whole-block kernel, or the reference for anything it does not take. */
+static kiln_status nhwc_mbconv_run(ops_ctx *c)
+{
+    const core_tensor *x = ops_input(c, 0), *w2 = ops_input(c, 1), *b2 = ops_input(c, 2), *z = ops_input(c, 3);
+    const core_tensor *w1 = ops_input(c, 4), *b1 = ops_input(c, 5), *w3 = ops_input(c, 6), *b3 = ops_input(c, 7);
+    if (!x || !w2 || !w3 || x->dtype != KILN_DTYPE_FLOAT || !cpu_ops_f32(w1) || !cpu_ops_f32(b1) || !cpu_ops_f32(w2) ||
+        !cpu_ops_f32(b2) || !cpu_ops_f32(w3) || !cpu_ops_f32(b3) || !cpu_ops_f32(z) || x->ndim != 4 ||
+        (w1 && w1->ndim != 4) || w3->ndim != 4)
+        return ops_run_reference(c);
+    cpu_epilogue ep1 = cpu_epilogue_none(), ep2 = cpu_epilogue_none(), ep3 = cpu_epilogue_none();
+    if (!cpu_ops_activation_named(c, "expand_activation", "expand_activation_params", &ep1) || !cpu_ops_activation(c, &ep2) ||
+        !cpu_ops_activation_named(c, "project_activation", "project_activation_params", &ep3))
+        return ops_run_reference(c);
+    int64_t C = x->dims[3], E = w1 ? w1->dims[0] : C;
+    if (w1 && (w1->dims[1] != C || w1->dims[2] != 1 || w1->dims[3] != 1 || (b1 && b1->numel != E))) return ops_run_reference(c);
+    cpu_conv2d g1 = {x->dims[0], C, x->dims[1], x->dims[2], E, x->dims[1], x->dims[2], 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    core_tensor tv = *x;
+    tv.dims[3] = E;
+    core_tensor tcf = nhwc_cf_view(&tv);
+    cpu_conv2d g2;
+    if (!cpu_ops_conv_geom(c, &tcf, w2, &g2) || (b2 && b2->numel != g2.M)) return ops_run_reference(c);
+    int64_t P = w3->dims[0];
+    if (w3->dims[1] != g2.M || w3->dims[2] != 1 || w3->dims[3] != 1 || (b3 && b3->numel != P)) return ops_run_reference(c);
+    cpu_conv2d g3 = {g2.N, g2.M, g2.OH, g2.OW, P, g2.OH, g2.OW, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    int64_t yd[4] = {g2.N, g2.OH, g2.OW, P};
+    if (z)
+        for (int i = 0; i < 4; i++)
+            if (z->ndim != 4 || z->dims[i] != yd[i]) return ops_run_reference(c);
+    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, 4, yd);
+    if (!y) return KILN_ERR_OUT_OF_MEMORY;
+    if (y->numel == 0) return KILN_OK;
+    if (x->numel == 0 || w2->numel == 0 || w3->numel == 0 || (w1 && w1->numel == 0)) return ops_run_reference(c);
+    bool cache = cpu_ops_cacheable(c, 1) && cpu_ops_cacheable(c, 6) && (!w1 || cpu_ops_cacheable(c, 4));
+    kiln_status st = cpu_mbconv_nhwc_f32(w1 ? &g1 : NULL, x->data, C, w1 ? w1->data : NULL, b1 ? b1->data : NULL, &ep1,
+                                         &g2, w2->data, b2 ? b2->data : NULL, &ep2, &g3, w3->data, b3 ? b3->data : NULL,
+                                         &ep3, z ? z->data : NULL, P, y->data, P, cache, ops_threadpool(c));
+    if (st == KILN_ERR_UNSUPPORTED) return ops_run_reference(c);
+    if (st) return cpu_ops_oom(c);
+    return KILN_OK;
+}
+
 /* ChannelUpdate (ops/fused.h): in place on X's buffer when X dies here (the CSP rewrite of
  * the layout pass arranges that), else on a copy. */
 typedef struct nhwc_cu_job {
@@ -201,6 +242,7 @@ static kiln_status nhwc_gavgpool_run(ops_ctx *c) { return nhwc_global_pool(c, CP
 const ops_schema ops_table_cpu_nhwc[] = {
     {"ConvNhwc", "ai.kiln", 1, nhwc_conv_run, 1},
     {"ConvNhwcExpandDw", "ai.kiln", 1, nhwc_expand_dw_run, 1},
+    {"ConvNhwcMbConv", "ai.kiln", 1, nhwc_mbconv_run, 1},
     {"ChannelUpdate", "ai.kiln", 1, nhwc_channel_update_run, 1},
     {"MaxPoolNhwc", "ai.kiln", 1, nhwc_maxpool_run, 1},
     {"AveragePoolNhwc", "ai.kiln", 1, nhwc_avgpool_run, 1},

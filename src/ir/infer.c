@@ -146,6 +146,8 @@ static void infer_kiln_node(ir_graph *g, const ir_node *n)
         return;
     }
     bool fconv = !strcmp(op, "FusedConv"), cnhwc = !strcmp(op, "ConvNhwc") || !strcmp(op, "ConvNhwcExpandDw");
+    bool mbconv = !strcmp(op, "ConvNhwcMbConv"); /* as its depthwise conv, channels from W3 */
+    cnhwc = cnhwc || mbconv;
     bool pnhwc = !strcmp(op, "MaxPoolNhwc") || !strcmp(op, "AveragePoolNhwc");
     bool gnhwc = !strcmp(op, "GlobalMaxPoolNhwc") || !strcmp(op, "GlobalAveragePoolNhwc");
     if (!fconv && !cnhwc && !pnhwc && !gnhwc) return;
@@ -177,6 +179,11 @@ static void infer_kiln_node(ir_graph *g, const ir_node *n)
     for (int i = 0; i < sp; i++) {
         o.v[s0 + i] = infer_spatial(a.v[s0 + i], k[i], s[i], d[i], p[i], p[i + sp], ap ? ap->s : NULL, ceil_mode);
         o.sym[s0 + i] = NULL;
+    }
+    if (mbconv) {
+        infer_shape w3;
+        if (n->n_inputs < 7 || !infer_get(g, n->inputs[6], NULL, &w3) || w3.ndim < 1) return;
+        o.v[cd] = w3.v[0];
     }
     infer_set(g, n->outputs[0], dt, &o);
 }

@@ -273,55 +273,98 @@ static kiln_status conv_nhwc_run(ops_ctx *c)
 
 /* ConvNhwcExpandDw: T = act1(X W1^T + B1) per pixel (NHWC), then ConvNhwc(T) with the node's
  * own W (input 1), B (input 2) and attributes. */
-static kiln_status conv_nhwc_expand_dw_run(ops_ctx *c)
+/* y[p, m] = act(x[p, :] . w[m, :] + b[m] + z[p, m]) over the pixels of channels-last x
+ * ([..., C]), w [M, C, 1...]; a new channels-last tensor (NULL with the error set). */
+static core_tensor *fz_pointwise(ops_ctx *c, const core_tensor *x, const core_tensor *w, const core_tensor *b,
+                                 const core_tensor *z, const char *act_name, const char *act_params, const char *what)
 {
-    const core_tensor *x = ops_input(c, 0), *w1 = ops_input(c, 4), *b1 = ops_input(c, 5);
-    if (!x || !w1) return ops_error(c, KILN_ERR_INVALID_MODEL, "inputs X and W1 are required");
-    if (ops_input(c, 3)) return ops_error(c, KILN_ERR_INVALID_MODEL, "input Z must be absent");
-    kiln_status st;
-    if ((st = fz_check_f32(c, x, "input X")) || (st = fz_check_f32(c, w1, "weight W1")) || (st = fz_check_f32(c, b1, "bias B1")))
-        return st;
-    fz_act_desc a1;
-    if ((st = fz_act_read_named(c, "expand_activation", "expand_activation_params", &a1))) return st;
-    if (x->ndim < 3 || x->ndim > 5)
-        return ops_error(c, KILN_ERR_UNSUPPORTED, "input X has %d dims, expected 3 to 5", x->ndim);
-    int64_t C = x->dims[x->ndim - 1], E = w1->dims[0];
-    if (w1->ndim != x->ndim || w1->dims[1] != C)
-        return ops_error(c, KILN_ERR_SHAPE, "weight W1 must be [E, %lld, 1...]", (long long)C);
-    for (int i = 2; i < w1->ndim; i++)
-        if (w1->dims[i] != 1) return ops_error(c, KILN_ERR_SHAPE, "weight W1 must be 1x1");
-    if (b1 && b1->numel != E) return ops_error(c, KILN_ERR_SHAPE, "bias B1 has %lld values, expected %lld", (long long)b1->numel, (long long)E);
+    fz_act_desc a;
+    if (fz_check_f32(c, w, what) || fz_check_f32(c, b, "a 1x1 bias") || fz_check_f32(c, z, "residual Z") ||
+        fz_act_read_named(c, act_name, act_params, &a))
+        return NULL;
+    int64_t C = x->dims[x->ndim - 1], M = w->dims[0];
+    bool ok = w->ndim == x->ndim && w->dims[1] == C;
+    for (int i = 2; ok && i < w->ndim; i++) ok = w->dims[i] == 1;
+    if (!ok) {
+        ops_error(c, KILN_ERR_SHAPE, "%s must be [M, %lld, 1, ...]", what, (long long)C);
+        return NULL;
+    }
+    if (b && b->numel != M) {
+        ops_error(c, KILN_ERR_SHAPE, "%s: bias has %lld values, expected %lld", what, (long long)b->numel, (long long)M);
+        return NULL;
+    }
     int64_t td[KILN_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) td[i] = x->dims[i];
-    td[x->ndim - 1] = E;
+    td[x->ndim - 1] = M;
+    if (z) {
+        ok = z->ndim == x->ndim;
+        for (int i = 0; ok && i < x->ndim; i++) ok = z->dims[i] == td[i];
+        if (!ok) {
+            ops_error(c, KILN_ERR_SHAPE, "residual Z does not have the output's shape");
+            return NULL;
+        }
+    }
     core_tensor *t = core_tensor_create(KILN_DTYPE_FLOAT, x->ndim, td);
-    if (!t) return core_oom();
-    const float *xp = x->data, *wp = w1->data, *bp = b1 ? b1->data : NULL;
+    if (!t) { core_oom(); return NULL; }
+    const float *xp = x->data, *wp = w->data, *bp = b ? b->data : NULL, *zp = z ? z->data : NULL;
     float *tp = t->data;
     int64_t P = C ? x->numel / C : 0;
     for (int64_t p = 0; p < P; p++)
-        for (int64_t e = 0; e < E; e++) {
-            double acc = bp ? bp[e] : 0.0;
-            for (int64_t k = 0; k < C; k++) acc += (double)xp[p * C + k] * wp[e * C + k];
-            tp[p * E + e] = fz_act(&a1, (float)acc);
+        for (int64_t m = 0; m < M; m++) {
+            double acc = bp ? bp[m] : 0.0;
+            for (int64_t k = 0; k < C; k++) acc += (double)xp[p * C + k] * wp[m * C + k];
+            if (zp) acc += zp[p * M + m];
+            tp[p * M + m] = fz_act(&a, (float)acc);
         }
-    core_tensor *tf = ops_to_channels_first(t), *yf = NULL;
+    return t;
+}
+
+/* ConvNhwcExpandDw and ConvNhwcMbConv (ops/fused.h): the optional 1x1 expansion (inputs 4,
+ * 5), the node's own ConvNhwc (inputs 1, 2 and the attributes), the optional 1x1
+ * projection (inputs 6, 7, residual 3). */
+static kiln_status fz_mbconv(ops_ctx *c, bool project)
+{
+    const core_tensor *x = ops_input(c, 0), *w1 = ops_input(c, 4), *b1 = ops_input(c, 5);
+    const core_tensor *z = ops_input(c, 3), *w3 = ops_input(c, 6), *b3 = ops_input(c, 7);
+    if (!x || (!project && !w1) || (project && !w3))
+        return ops_error(c, KILN_ERR_INVALID_MODEL, project ? "inputs X and W3 are required" : "inputs X and W1 are required");
+    if (!project && z) return ops_error(c, KILN_ERR_INVALID_MODEL, "input Z must be absent");
+    kiln_status st;
+    if ((st = fz_check_f32(c, x, "input X"))) return st;
+    if (x->ndim < 3 || x->ndim > 5)
+        return ops_error(c, KILN_ERR_UNSUPPORTED, "input X has %d dims, expected 3 to 5", x->ndim);
+    core_tensor *t = NULL;
+    if (w1 && !(t = fz_pointwise(c, x, w1, b1, NULL, "expand_activation", "expand_activation_params", "weight W1")))
+        return KILN_ERR_SHAPE;
+    core_tensor *tf = ops_to_channels_first(t ? t : x), *yf = NULL;
     core_tensor_destroy(t);
     if (!tf) return core_oom();
     st = fused_conv_impl(c, tf, NULL, true, &yf);
+    core_tensor_destroy(tf);
+    core_tensor *u = NULL;
     if (!st && yf) {
         int64_t d[KILN_MAX_DIMS];
         d[0] = yf->dims[0];
         for (int i = 2; i < yf->ndim; i++) d[i - 1] = yf->dims[i];
         d[yf->ndim - 1] = yf->dims[1];
-        core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, yf->ndim, d);
-        if (!y) st = KILN_ERR_OUT_OF_MEMORY;
-        else ops_from_channels_first(yf, y);
+        u = project ? core_tensor_create(KILN_DTYPE_FLOAT, yf->ndim, d) : ops_output(c, 0, KILN_DTYPE_FLOAT, yf->ndim, d);
+        if (!u) st = project ? core_oom() : KILN_ERR_OUT_OF_MEMORY;
+        else ops_from_channels_first(yf, u);
     }
-    core_tensor_destroy(tf);
     core_tensor_destroy(yf);
+    if (st || !project) return st;
+    core_tensor *v = fz_pointwise(c, u, w3, b3, z, "project_activation", "project_activation_params", "weight W3");
+    core_tensor_destroy(u);
+    if (!v) return KILN_ERR_SHAPE;
+    core_tensor *y = ops_output(c, 0, KILN_DTYPE_FLOAT, v->ndim, v->dims);
+    if (!y) st = KILN_ERR_OUT_OF_MEMORY;
+    else if (v->numel) memcpy(y->data, v->data, sizeof(float) * (size_t)v->numel);
+    core_tensor_destroy(v);
     return st;
 }
+
+static kiln_status conv_nhwc_expand_dw_run(ops_ctx *c) { return fz_mbconv(c, false); }
+static kiln_status conv_nhwc_mbconv_run(ops_ctx *c) { return fz_mbconv(c, true); }
 
 /* ChannelUpdate: offsets of P_1..P_k along X's last axis ("offsets", or the single
  * "offset"); false with the error set when a P does not fit. */
@@ -745,6 +788,7 @@ const ops_schema ops_table_fused[] = {
     {"FusedConv", "ai.kiln", 1, fused_conv_run},
     {"ConvNhwc", "ai.kiln", 1, conv_nhwc_run},
     {"ConvNhwcExpandDw", "ai.kiln", 1, conv_nhwc_expand_dw_run},
+    {"ConvNhwcMbConv", "ai.kiln", 1, conv_nhwc_mbconv_run},
     {"ChannelUpdate", "ai.kiln", 1, channel_update_run},
     {"FusedGemm", "ai.kiln", 1, fused_gemm_run},
     {"FusedMatMul", "ai.kiln", 1, fused_matmul_run},

@@ -40,6 +40,11 @@
  *              T = act1(Conv1x1(X, W1) + B1) (NHWC), Y = ConvNhwc(T, W, B) with the node's
  *              attributes: a MobileNet inverted-residual "expand 1x1 -> depthwise" pair, which
  *              the CPU kernel computes in row bands without materialising T.
+ * ConvNhwcMbConv  inputs X, W, B?, Z?, W1?, B1?, W3 ([P, E, 1, 1]), B3?; attributes of
+ *              ConvNhwcExpandDw plus project_activation / project_activation_params.
+ *              T = W1 ? act1(Conv1x1(X, W1) + B1) : X, U = ConvNhwc(T, W, B) (node's
+ *              attributes, no residual), Y = act3(Conv1x1(U, W3) + B3 + Z): a whole
+ *              inverted-residual block (expand, depthwise, projection + skip).
  * MaxPoolNhwc, AveragePoolNhwc  input X (NHWC); the attributes of MaxPool / AveragePool
  *              (storage_order 0); one output, Y NHWC.
  * GlobalMaxPoolNhwc, GlobalAveragePoolNhwc  X NHWC -> Y [N, 1..., C].

@@ -322,18 +322,27 @@ int main(void)
     /* fuse_expand_dw: both inverted-residual fronts fuse, the shared 1x1 does not; the fused
      * op's CPU kernel (check_model) and its reference kernel both match the unfused graph */
     if ((m = check_model("mbconv.onnx"))) {
-        CHECK(count_op(m, "ConvNhwcExpandDw") == 2 && opt_last_rewrites("fuse_expand_dw") == 2,
-              "mbconv: %d ConvNhwcExpandDw (want 2)", count_op(m, "ConvNhwcExpandDw"));
-        CHECK(count_op(m, "ConvNhwc") == 4, "mbconv: %d ConvNhwc left (want 4: 2 projects, the shared 1x1 and its dw)",
+        /* 3 expand+dw, then 3 projections folded in (2 blocks, the dw -> project pair) */
+        CHECK(count_op(m, "ConvNhwcMbConv") == 3 && count_op(m, "ConvNhwcExpandDw") == 1 &&
+                  opt_last_rewrites("fuse_expand_dw") == 6,
+              "mbconv: %d ConvNhwcMbConv, %d ConvNhwcExpandDw, %d rewrites (want 3, 1, 6)", count_op(m, "ConvNhwcMbConv"),
+              count_op(m, "ConvNhwcExpandDw"), opt_last_rewrites("fuse_expand_dw"));
+        CHECK(count_op(m, "ConvNhwc") == 2, "mbconv: %d ConvNhwc left (want 2: the shared 1x1 and its dw)",
               count_op(m, "ConvNhwc"));
-        const ir_node *f = find_op(m, "ConvNhwcExpandDw");
-        const ir_attr *ea = f ? ir_node_attr(f, "expand_activation") : NULL;
-        CHECK(ea && (!strcmp(ea->s, "Clip") || !strcmp(ea->s, "Silu")), "mbconv: expand activation carried over");
+        int expand = 0, resid = 0;
+        for (int i = 0; i < m->graph->n_nodes; i++) {
+            const ir_node *n = &m->graph->nodes[i];
+            if (strcmp(n->op_type, "ConvNhwcMbConv")) continue;
+            const ir_attr *ea = ir_node_attr(n, "expand_activation");
+            expand += ea && (!strcmp(ea->s, "Clip") || !strcmp(ea->s, "Silu")) && n->inputs[4] >= 0;
+            resid += n->inputs[3] >= 0;
+        }
+        CHECK(expand == 2 && resid == 1, "mbconv: %d blocks with expansion, %d with residual (want 2, 1)", expand, resid);
         ir_model_destroy(m);
     }
     ops_set_fast_kernels(false);
     if ((m = check_model("mbconv.onnx"))) {
-        CHECK(count_op(m, "ConvNhwcExpandDw") == 2, "mbconv (reference kernels): fused");
+        CHECK(count_op(m, "ConvNhwcMbConv") == 3 && count_op(m, "ConvNhwcExpandDw") == 1, "mbconv (reference kernels): fused");
         ir_model_destroy(m);
     }
     if ((m = check_model("yolo_head.onnx"))) { /* ChannelUpdate with several updates */

@@ -271,7 +271,10 @@ save('split_chain.onnx', chain, [vi('x', [1, 4, 5, 5])], [vi('y', [1, 4, 5, 5])]
 # fuse_expand_dw (after layout_nhwc): two inverted-residual blocks. Block 1: 1x1 expand 6 ->
 # 30 + Clip(0, 6), depthwise 3x3 stride 2 + Clip, 1x1 project. Block 2: 1x1 expand with SiLU
 # written as x * Sigmoid(x), depthwise 5x5 stride 1 (pads 2) without activation, project,
-# residual Add. Plus a 1x1 whose output a depthwise conv and a Relu both read: not fused.
+# residual Add. Plus a 1x1 whose output a depthwise conv and a Relu both read: not fused;
+# then a depthwise stride 2 + Relu -> projection pair without expansion (reading a graph
+# output); then expand -> depthwise 5x3 read by a squeeze-excitation-like Mul and its
+# GlobalAveragePool (ConvNhwcExpandDw, no projection).
 save('mbconv.onnx', [
     h.make_node('Conv', ['x', 'e1', 'eb1'], ['t1']),
     h.make_node('Clip', ['t1', 'lo', 'hi'], ['t1a']),
@@ -288,13 +291,23 @@ save('mbconv.onnx', [
     h.make_node('Conv', ['t3', 'd3'], ['u3'], group=21, pads=[1, 1, 1, 1]),
     h.make_node('Relu', ['t3'], ['r3']),
     h.make_node('Add', ['u3', 'r3'], ['y']),
-], [vi('x', [2, 6, 13, 11])], [vi('y', [2, 21, 7, 6])],
+    h.make_node('Conv', ['y', 'd4'], ['u4'], group=21, pads=[1, 1, 1, 1], strides=[2, 2]),
+    h.make_node('Relu', ['u4'], ['u4a']),
+    h.make_node('Conv', ['u4a', 'p4'], ['y2']),
+    h.make_node('Conv', ['y2', 'e5'], ['t5']),
+    h.make_node('Relu', ['t5'], ['t5a']),
+    h.make_node('Conv', ['t5a', 'd5'], ['u5'], group=20, pads=[2, 1, 2, 1], kernel_shape=[5, 3]),
+    h.make_node('GlobalAveragePool', ['u5'], ['g5']),
+    h.make_node('Mul', ['u5', 'g5'], ['y3']),
+], [vi('x', [2, 6, 13, 11])], [vi('y', [2, 21, 7, 6]), vi('y2', [2, 5, 4, 3]), vi('y3', [2, 20, 4, 3])],
     # weights ~ 1/sqrt(fan-in) keep activations near 1, so float32 rounding stays far below
     # the test's 1e-5 relative tolerance
     [w('e1', 30, 6, 1, 1, scale=0.4), w('eb1', 30), w('d1', 30, 1, 3, 3, scale=0.33), w('db1', 30),
      w('p1', 7, 30, 1, 1, scale=0.18), w('e2', 42, 7, 1, 1, scale=0.38), w('eb2', 42),
      w('d2', 42, 1, 5, 5, scale=0.2), w('p2', 7, 42, 1, 1, scale=0.15), w('e3', 21, 7, 1, 1, scale=0.38),
-     w('d3', 21, 1, 3, 3, scale=0.33), c('lo', 0.0), c('hi', 6.0)])
+     w('d3', 21, 1, 3, 3, scale=0.33), w('d4', 21, 1, 3, 3, scale=0.33), w('p4', 5, 21, 1, 1, scale=0.2),
+     w('e5', 20, 5, 1, 1, scale=0.45), w('d5', 20, 1, 5, 3, scale=0.25),
+     c('lo', 0.0), c('hi', 6.0)])
 
 # fuse_csp_nhwc (after merge_sibling_convs and layout_nhwc): a YOLOv5 C3 block with two
 # shortcut bottlenecks, then a C3 without shortcut. cv1 / cv2 (1x1 siblings, SiLU) merge into
