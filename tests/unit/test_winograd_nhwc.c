@@ -1,14 +1,16 @@
-/* test_winograd_nhwc.c — the NHWC Winograd convolution (src/cpu/winograd_nhwc.c, both
- * F(4x4, 3x3) and F(6x6, 3x3)) against a naive NHWC direct convolution written here (double
+/* test_winograd_nhwc.c — the NHWC Winograd convolution (src/cpu/winograd_nhwc.c,
+ * F(2x2, 3x3), F(4x4, 3x3) and F(6x6, 3x3)) against a naive NHWC direct convolution written here (double
  * accumulation), over edge shapes (1x1 to 30x30 images, 1..3, 16, 17, 33, 64 channels,
  * symmetric / asymmetric / no / large pads, batch 2), pixel strides larger than the channel
  * count (untouched lanes checked), bias, residual (also in place, resid == y), every
- * activation, every ISA of this CPU, 1 and 2 threads, with and without the weight cache.
+ * activation, every ISA of this CPU, 1, 2 and 3 threads, with and without the weight cache.
  *
  * Tolerance: |got - want| <= rtol * (sum of |terms| + |want|) + 1e-6, where the terms are
  * the products x*w plus bias and residual. Winograd's transforms add and subtract scaled
  * copies of the terms, so its error grows with their magnitude rather than with the result:
- * F(4x4) measures ~1e-6..1e-5 of that scale (rtol 1e-4), F(6x6) ~1e-5..1e-4 (rtol 1e-3).
+ * F(2x2) (transform entries 0, +-1, +-1/2: little cancellation) measures ~1.3e-7 of that
+ * scale, like a plain FP32 sum (rtol 1e-5), and must not do worse than F(4x4);
+ * F(4x4) ~1e-6..1e-5 (rtol 1e-4), F(6x6) ~1e-5..1e-4 (rtol 1e-3).
  * Prints the worst ratio per tile size and "N passed, M failed". */
 #include "cpu/nhwc.h"
 #include "cpu/ukernels/f32-wino-nhwc/wino-nhwc.h"
@@ -21,6 +23,7 @@
 static int passed, failed;
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static double worst_ratio[7]; /* by output tile size */
+#define RTOL2 1e-5
 
 static float frand(void)
 {
@@ -77,7 +80,7 @@ static cpu_conv2d geom_of(const tcase *c)
     return g;
 }
 
-static void run_case(const tcase *tc, core_threadpool *pool2)
+static void run_case(const tcase *tc, core_threadpool *pool2, core_threadpool *pool3)
 {
     const cpu_conv2d g = geom_of(tc);
     const int64_t N = g.N, C = g.C, H = g.H, W = g.W, M = g.M, OH = g.OH, OW = g.OW;
@@ -128,10 +131,10 @@ static void run_case(const tcase *tc, core_threadpool *pool2)
                 }
 
     const float sentinel = 12345.0f;
-    for (int tile = 4; tile <= 6; tile += 2)
-        for (int th = 1; th <= 2; th++)
+    for (int tile = 2; tile <= 6; tile += 2)
+        for (int th = 1; th <= 3; th++)
             for (int cached = 0; cached <= 1; cached++) {
-                if (cached && th == 1 && tile == 6) continue;
+                if (cached && th != 2 && tile == 6) continue;
                 for (size_t i = 0; i < npix * (size_t)ys; i++) y[i] = sentinel;
                 const float *r = resid;
                 if (tc->resid == 2) { /* in place: y starts as the residual */
@@ -140,8 +143,8 @@ static void run_case(const tcase *tc, core_threadpool *pool2)
                     r = y;
                 }
                 kiln_status st = cpu_wino_nhwc_conv_f32(&g, x, xs, w, bias, r, rs, y, ys, &ep, cached,
-                                                        th == 2 ? pool2 : NULL, tile);
-                double rtol = tile == 4 ? 1e-4 : 1e-3, worst = 0;
+                                                        th == 3 ? pool3 : th == 2 ? pool2 : NULL, tile);
+                double rtol = tile == 2 ? RTOL2 : tile == 4 ? 1e-4 : 1e-3, worst = 0;
                 bool ok = st == KILN_OK, lanes_ok = true;
                 for (size_t p = 0; p < npix && ok; p++) {
                     for (int64_t m = 0; m < ys; m++) {
@@ -177,7 +180,7 @@ static void run_case(const tcase *tc, core_threadpool *pool2)
     free(mag);
 }
 
-static void test_shapes(core_threadpool *pool2)
+static void test_shapes(core_threadpool *pool2, core_threadpool *pool3)
 {
     static const tcase cases[] = {
         /* N  C   H   W   M  PT PL PB PR xpad ypad rpad bias resid act */
@@ -196,8 +199,19 @@ static void test_shapes(core_threadpool *pool2)
         {1, 1, 13, 13, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2},
         {1, 2, 56, 3, 2, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1},
         {2, 17, 40, 44, 20, 1, 1, 1, 1, 0, 0, 0, 1, 1, 3}, /* 3 tile blocks: channel split too */
+        {1, 3, 3, 3, 5, 1, 1, 1, 1, 2, 1, 0, 1, 1, 1},
+        {1, 2, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},    /* 1x1 output */
+        {2, 1, 2, 2, 17, 0, 1, 1, 0, 0, 0, 0, 1, 0, 4},
+        {1, 48, 14, 14, 96, 1, 1, 1, 1, 0, 0, 0, 1, 2, 1}, /* r50-like: 49 F(2x2) tiles */
+        {1, 40, 7, 7, 72, 1, 1, 1, 1, 8, 3, 5, 1, 1, 5},
+        /* U panels > 512 KB (AVX-512), so the GEMMs run x outside groups of row panels:
+         * F(2x2) and F(4x4) in one group, F(6x6) 160 tiles in blocks of 80 over groups of
+         * 56 + 24 rows */
+        {1, 264, 6, 7, 20, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1},
+        {1, 136, 9, 11, 40, 1, 0, 1, 2, 0, 3, 0, 1, 2, 0},
+        {2, 96, 58, 46, 33, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], pool2);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], pool2, pool3);
 }
 
 /* Geometries outside the contract: UNSUPPORTED, never a crash. */
@@ -235,6 +249,16 @@ static void test_unsupported(void)
     b = g;
     b.OH = 0;
     check(!cpu_conv2d_nhwc_winograd_eligible(&b), "empty output not eligible");
+    /* the algorithm choice (measured, see winograd_nhwc.c): Winograd on ResNet-50's 56x56,
+     * 14x14 and 7x7 layers with every ISA, the indirect GEMM on a 4x4 image (4 tiles) */
+    tcase r1 = {1, 64, 56, 56, 64, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    tcase r3 = {1, 256, 14, 14, 256, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    tcase r4 = {1, 512, 7, 7, 512, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    tcase r5 = {1, 512, 4, 4, 512, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    cpu_conv2d g1 = geom_of(&r1), g3 = geom_of(&r3), g4 = geom_of(&r4), g5 = geom_of(&r5);
+    check(cpu_conv2d_nhwc_winograd_preferred(&g1) && cpu_conv2d_nhwc_winograd_preferred(&g3) &&
+              cpu_conv2d_nhwc_winograd_preferred(&g4) && !cpu_conv2d_nhwc_winograd_preferred(&g5),
+          "winograd preferred on 56x56, 14x14 and 7x7, not on 4x4");
     /* the default entry point works too (algo pick) */
     check(cpu_conv2d_nhwc_winograd_f32(&g, x, 8, w, NULL, NULL, 0, y, 8, NULL, false, NULL) == KILN_OK,
           "default entry point");
@@ -242,7 +266,7 @@ static void test_unsupported(void)
 
 int main(void)
 {
-    core_threadpool *pool2 = core_threadpool_create(2);
+    core_threadpool *pool2 = core_threadpool_create(2), *pool3 = core_threadpool_create(3);
     int n_isa = 0;
     const char *const *isas = cpu_ukernels_isas(&n_isa);
     for (int isa = 0; isa < n_isa; isa++) {
@@ -250,15 +274,17 @@ int main(void)
             check(false, "cpu_ukernels_force_isa refused a listed ISA");
             continue;
         }
-        worst_ratio[4] = worst_ratio[6] = 0;
-        test_shapes(pool2);
+        worst_ratio[2] = worst_ratio[4] = worst_ratio[6] = 0;
+        test_shapes(pool2, pool3);
         test_unsupported();
-        printf("ISA %s: worst |err| / (sum |terms| + |y|): F(4x4) %.3g, F(6x6) %.3g\n",
-               cpu_ukernels_get()->isa, worst_ratio[4], worst_ratio[6]);
+        printf("ISA %s: worst |err| / (sum |terms| + |y|): F(2x2) %.3g, F(4x4) %.3g, F(6x6) %.3g\n",
+               cpu_ukernels_get()->isa, worst_ratio[2], worst_ratio[4], worst_ratio[6]);
+        check(worst_ratio[2] <= worst_ratio[4], "F(2x2) no less accurate than F(4x4)");
     }
     cpu_ukernels_force_isa(NULL);
     cpu_cache_clear();
     core_threadpool_destroy(pool2);
+    core_threadpool_destroy(pool3);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -11,10 +11,10 @@
  *   WATTR             the target attribute
  *   WNAME(base)       the public name (base##__isa)
  *
- * Input: channels are the vector lanes, so a tile's 6x6 (8x8) pixels are 36 (64) vector
- * loads at stride xs, masked to zero outside the image; the transform runs on columns, then
- * rows, and each of the 36 (64) results goes to its own transform plane of V. Output: the
- * same over the GEMM results, lanes being output channels. */
+ * Input: channels are the vector lanes, so a tile's 4x4 (6x6, 8x8) pixels are 16 (36, 64)
+ * vector loads at stride xs, masked to zero outside the image; the transform runs on columns,
+ * then rows, and each of the 16 (36, 64) results goes to its own transform plane of V.
+ * Output: the same over the GEMM results, lanes being output channels. */
 #include "cpu/ukernels/f32-wino-nhwc/wino-nhwc.h"
 #include "cpu/ukernels/f32-wino-nhwc/wino-nhwc-tf.h"
 
@@ -22,7 +22,7 @@
  * in registers (neither compiler does it by itself at -O2/-O3). */
 #define WN_UNROLL _Pragma("GCC unroll 8")
 
-/* A = 6 (F(4x4, 3x3)) or 8 (F(6x6, 3x3)); a constant after inlining. */
+/* A = 4 (F(2x2, 3x3)), 6 (F(4x4, 3x3)) or 8 (F(6x6, 3x3)); a constant after inlining. */
 static inline __attribute__((always_inline)) WATTR void
 wn_in(const int A, const cpu_wino_nhwc *p, int64_t t0, int64_t nt, float *v, int64_t ldv,
       int64_t vxs)
@@ -61,8 +61,7 @@ wn_in(const int A, const cpu_wino_nhwc *p, int64_t t0, int64_t nt, float *v, int
                     for (int r = 0; r < A; r++)
                         d[r] = WLOAD(img + roff[r] + coff[q] + c, rok[r] && cok[q] ? m : WMASK0);
                 }
-                if (A == 6) WINO_IN4_1D(d[0], d[1], d[2], d[3], d[4], d[5], w);
-                else WINO_IN6_1D(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], w);
+                WINO_IN_1D(A, d, w);
                 WN_UNROLL
                 for (int r = 0; r < A; r++) s[r][q] = w[r];
             }
@@ -70,8 +69,7 @@ wn_in(const int A, const cpu_wino_nhwc *p, int64_t t0, int64_t nt, float *v, int
             WN_UNROLL
             for (int r = 0; r < A; r++) {
                 WV w[8];
-                if (A == 6) WINO_IN4_1D(s[r][0], s[r][1], s[r][2], s[r][3], s[r][4], s[r][5], w);
-                else WINO_IN6_1D(s[r][0], s[r][1], s[r][2], s[r][3], s[r][4], s[r][5], s[r][6], s[r][7], w);
+                WINO_IN_1D(A, s[r], w);
                 WN_UNROLL
                 for (int q = 0; q < A; q++) WSTORE(vo + (int64_t)(r * A + q) * vxs, w[q]);
             }
@@ -101,8 +99,7 @@ wn_out(const int A, const cpu_wino_nhwc *p, int64_t t0, int64_t nt, int64_t m0, 
                 WV d[8], o[6];
                 WN_UNROLL
                 for (int r = 0; r < A; r++) d[r] = WLOAD(mi + (int64_t)(r * A + q) * mxs, m);
-                if (A == 6) WINO_OUT4_1D(d[0], d[1], d[2], d[3], d[4], d[5], o);
-                else WINO_OUT6_1D(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], o);
+                WINO_OUT_1D(A, d, o);
                 WN_UNROLL
                 for (int r = 0; r < O; r++) s[r][q] = o[r];
             }
@@ -110,8 +107,7 @@ wn_out(const int A, const cpu_wino_nhwc *p, int64_t t0, int64_t nt, int64_t m0, 
             for (int r = 0; r < O; r++) {
                 if (r >= rows) break; /* (not in the loop condition: gcc then sees r < O) */
                 WV o[6];
-                if (A == 6) WINO_OUT4_1D(s[r][0], s[r][1], s[r][2], s[r][3], s[r][4], s[r][5], o);
-                else WINO_OUT6_1D(s[r][0], s[r][1], s[r][2], s[r][3], s[r][4], s[r][5], s[r][6], s[r][7], o);
+                WINO_OUT_1D(A, s[r], o);
                 WN_UNROLL
                 for (int q = 0; q < O; q++) {
                     if (q >= cols) break;
@@ -127,6 +123,12 @@ wn_out(const int A, const cpu_wino_nhwc *p, int64_t t0, int64_t nt, int64_t m0, 
     }
 }
 
+WATTR void WNAME(cpu_f32_wino_nhwc_in2)(const cpu_wino_nhwc *p, int64_t t0, int64_t nt, float *v,
+                                        int64_t ldv, int64_t vxs)
+{
+    wn_in(4, p, t0, nt, v, ldv, vxs);
+}
+
 WATTR void WNAME(cpu_f32_wino_nhwc_in4)(const cpu_wino_nhwc *p, int64_t t0, int64_t nt, float *v,
                                         int64_t ldv, int64_t vxs)
 {
@@ -137,6 +139,13 @@ WATTR void WNAME(cpu_f32_wino_nhwc_in6)(const cpu_wino_nhwc *p, int64_t t0, int6
                                         int64_t ldv, int64_t vxs)
 {
     wn_in(8, p, t0, nt, v, ldv, vxs);
+}
+
+WATTR void WNAME(cpu_f32_wino_nhwc_out2)(const cpu_wino_nhwc *p, int64_t t0, int64_t nt,
+                                         int64_t m0, int64_t nm, const float *mb, int64_t mxs,
+                                         int64_t mts)
+{
+    wn_out(4, p, t0, nt, m0, nm, mb, mxs, mts);
 }
 
 WATTR void WNAME(cpu_f32_wino_nhwc_out4)(const cpu_wino_nhwc *p, int64_t t0, int64_t nt,

@@ -4,6 +4,9 @@
  *   WFMA(a, k, c) = a * k + c (k a float constant).
  * The 2-D transforms apply them to the columns, then to the rows of a tile.
  *
+ * F(2x2, 3x3) (points 0, +-1, inf; Lavin & Gray):
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *   A^T = [1 1 1 0; 0 1 -1 -1]
  * F(4x4, 3x3) (points 0, +-1, +-2, inf), as in winograd.c:
  *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
  *          0 4 0 -5 0 1]
@@ -19,6 +22,22 @@
  * (G, the weight transform, is in winograd_nhwc.c.) */
 #ifndef KILN_CPU_WINO_NHWC_TF_H
 #define KILN_CPU_WINO_NHWC_TF_H
+
+/* w[0..3] = B^T (d0..d3), F(2x2, 3x3) */
+#define WINO_IN2_1D(d0, d1, d2, d3, w)                                                         \
+    do {                                                                                       \
+        w[0] = WSUB(d0, d2);                                                                   \
+        w[1] = WADD(d1, d2);                                                                   \
+        w[2] = WSUB(d2, d1);                                                                   \
+        w[3] = WSUB(d1, d3);                                                                   \
+    } while (0)
+
+/* o[0..1] = A^T (m0..m3), F(2x2, 3x3) */
+#define WINO_OUT2_1D(m0, m1, m2, m3, o)                                                        \
+    do {                                                                                       \
+        o[0] = WADD(WADD(m0, m1), m2);                                                         \
+        o[1] = WSUB(WSUB(m1, m2), m3);                                                         \
+    } while (0)
 
 /* w[0..5] = B^T (d0..d5), F(4x4, 3x3) */
 #define WINO_IN4_1D(d0, d1, d2, d3, d4, d5, w)                                                 \
@@ -73,6 +92,21 @@
         o[3] = WFMA(d56_, 0.125f, WFMA(d34_, 8.0f, d12_));                                     \
         o[4] = WFMA(a56_, 0.0625f, WFMA(a34_, 16.0f, a12_));                                   \
         o[5] = WFMA(d56_, 0.03125f, WFMA(d34_, 32.0f, WADD(d12_, m7)));                        \
+    } while (0)
+
+/* The transforms by transformed-tile size A (4, 6 or 8; a constant where used): d and w
+ * arrays (or array rows) of at least A vectors, o of at least A - 2. */
+#define WINO_IN_1D(A, d, w)                                                                    \
+    do {                                                                                       \
+        if ((A) == 4) WINO_IN2_1D((d)[0], (d)[1], (d)[2], (d)[3], w);                          \
+        else if ((A) == 6) WINO_IN4_1D((d)[0], (d)[1], (d)[2], (d)[3], (d)[4], (d)[5], w);    \
+        else WINO_IN6_1D((d)[0], (d)[1], (d)[2], (d)[3], (d)[4], (d)[5], (d)[6], (d)[7], w);  \
+    } while (0)
+#define WINO_OUT_1D(A, m, o)                                                                   \
+    do {                                                                                       \
+        if ((A) == 4) WINO_OUT2_1D((m)[0], (m)[1], (m)[2], (m)[3], o);                         \
+        else if ((A) == 6) WINO_OUT4_1D((m)[0], (m)[1], (m)[2], (m)[3], (m)[4], (m)[5], o);   \
+        else WINO_OUT6_1D((m)[0], (m)[1], (m)[2], (m)[3], (m)[4], (m)[5], (m)[6], (m)[7], o); \
     } while (0)
 
 #endif /* KILN_CPU_WINO_NHWC_TF_H */
