@@ -46,8 +46,11 @@ bool cpu_conv2d_nhwc_winograd_eligible(const cpu_conv2d *g)
  *   with F(2x2), 1.71..1.89 with F(4x4)), 10x10 (1.23: 1.1x), 7x7 and 8x8 batch 1 (4 4x4
  *   tiles: 1.1x..1.3x).
  * - F(2x2) over the indirect GEMM with >= 9 tiles and >= 2x less GEMM work (exact tilings:
- *   6x6, 8x8, 14x14 x 32..512 channels 1.2x..1.9x), or >= 1.7x less with >= 256 channels
- *   on both sides (7x7 x 512: 1.3x; x 256: tied; x 64: lost 0.83x; 5x5 x 512 won 1.1x).
+ *   6x6, 8x8, 14x14 x 32..512 channels 1.2x..1.9x), or >= 1.8x less with >= 256 channels
+ *   on both sides (5x5 x 512 won 1.1x). 7x7 x 512 (1.72x less work) won 1.3x alone, but in
+ *   the whole ResNet-50 at 2 threads its two layers tied with the indirect GEMM (5 alternating
+ *   runs each, 16.1-17.4 ms vs 16.1-17.0 ms) while their transformed weights (16/9 of the
+ *   raw ones, read from memory every run) raised peak RSS from 211 to 227 MB: not taken on AVX-512.
  * With AVX2 (6x16 GEMM, half the FMA rate; same weight traffic) Winograd wins more: F(4x4)
  * from 16x16 (1.2x over F(2x2); 12x12 and 14x14 tied), F(2x2) 1.1x..1.3x over the indirect
  * GEMM at 6x6 x 256..512 and 7x7 x 64..512, lost at 5x5 x 512 (0.9x).
@@ -76,7 +79,7 @@ bool cpu_conv2d_nhwc_winograd_preferred(const cpu_conv2d *g)
     if (t2 < 9) return false;
     if (direct >= 2 * 16 * t2) return true;
     const bool wide = cpu_ukernels_get()->gemm_nr >= 32;
-    return 10 * direct >= 17 * 16 * t2 && (!wide || (g->C >= 256 && g->M >= 256));
+    return wide ? 10 * direct >= 18 * 16 * t2 && g->C >= 256 && g->M >= 256 : 10 * direct >= 17 * 16 * t2;
 }
 
 int cpu_wino_nhwc_pick(const cpu_conv2d *g)
