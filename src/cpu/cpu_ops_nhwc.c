@@ -53,80 +53,75 @@ static kiln_status nhwc_conv_run(ops_ctx *c)
     return KILN_OK;
 }
 
-/* ConvNhwcExpandDw: the fused kernel, or else the two convolutions through a temporary (a
- * geometry the fused kernel refuses), or the reference for anything else. */
-static kiln_status nhwc_expand_dw_run(ops_ctx *c)
+/* ConvNhwcExpandDw / ConvNhwcMbConv: inputs X, W, B?, Z?, W1?, B1?, W3?, B3? (ops/fused.h). */
+typedef struct nhwc_block {
+    const core_tensor *x, *w1, *b1, *w2, *b2, *w3, *b3, *z;
+    cpu_conv2d g1, g2, g3;
+    cpu_epilogue ep1, ep2, ep3;
+    int64_t yd[4];
+} nhwc_block;
+
+/* The geometry of a block node; false for anything left to the reference kernel. */
+static bool nhwc_block_geom(ops_ctx *c, bool project, nhwc_block *k)
 {
-    const core_tensor *x = ops_input(c, 0), *w2 = ops_input(c, 1), *b2 = ops_input(c, 2);
-    const core_tensor *w1 = ops_input(c, 4), *b1 = ops_input(c, 5);
-    if (!x || !w1 || !w2 || ops_input(c, 3) || x->dtype != KILN_DTYPE_FLOAT || !cpu_ops_f32(w1) || !cpu_ops_f32(b1) ||
-        !cpu_ops_f32(w2) || !cpu_ops_f32(b2) || x->ndim != 4 || w1->ndim != 4)
-        return ops_run_reference(c);
-    cpu_epilogue ep1 = cpu_epilogue_none(), ep2 = cpu_epilogue_none();
-    if (!cpu_ops_activation_named(c, "expand_activation", "expand_activation_params", &ep1) || !cpu_ops_activation(c, &ep2))
-        return ops_run_reference(c);
-    int64_t C = x->dims[3], E = w1->dims[0];
-    if (w1->dims[1] != C || w1->dims[2] != 1 || w1->dims[3] != 1 || (b1 && b1->numel != E)) return ops_run_reference(c);
-    cpu_conv2d g1 = {x->dims[0], C, x->dims[1], x->dims[2], E, x->dims[1], x->dims[2], 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    k->x = ops_input(c, 0), k->w2 = ops_input(c, 1), k->b2 = ops_input(c, 2), k->z = ops_input(c, 3);
+    k->w1 = ops_input(c, 4), k->b1 = ops_input(c, 5), k->w3 = ops_input(c, 6), k->b3 = ops_input(c, 7);
+    const core_tensor *x = k->x, *w1 = k->w1, *w3 = k->w3;
+    if (!x || !k->w2 || (project ? !w3 : (!w1 || k->z)) || x->dtype != KILN_DTYPE_FLOAT || !cpu_ops_f32(w1) ||
+        !cpu_ops_f32(k->b1) || !cpu_ops_f32(k->w2) || !cpu_ops_f32(k->b2) || !cpu_ops_f32(w3) || !cpu_ops_f32(k->b3) ||
+        !cpu_ops_f32(k->z) || x->ndim != 4 || (w1 && w1->ndim != 4) || (w3 && w3->ndim != 4))
+        return false;
+    k->ep1 = k->ep2 = k->ep3 = cpu_epilogue_none();
+    if (!cpu_ops_activation_named(c, "expand_activation", "expand_activation_params", &k->ep1) ||
+        !cpu_ops_activation(c, &k->ep2) ||
+        !cpu_ops_activation_named(c, "project_activation", "project_activation_params", &k->ep3))
+        return false;
+    int64_t C = x->dims[3], E = w1 ? w1->dims[0] : C;
+    if (w1 && (w1->dims[1] != C || w1->dims[2] != 1 || w1->dims[3] != 1 || (k->b1 && k->b1->numel != E))) return false;
+    k->g1 = (cpu_conv2d){x->dims[0], C, x->dims[1], x->dims[2], E, x->dims[1], x->dims[2], 1, 1, 1, 1, 1, 1, 1, 0, 0};
     /* the depthwise geometry on T = [N, H, W, E], seen channels-first */
     core_tensor tv = *x;
     tv.dims[3] = E;
     core_tensor tcf = nhwc_cf_view(&tv);
-    cpu_conv2d g2;
-    if (!cpu_ops_conv_geom(c, &tcf, w2, &g2) || (b2 && b2->numel != g2.M)) return ops_run_reference(c);
-    int64_t yd[4] = {g2.N, g2.OH, g2.OW, g2.M};
-    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, 4, yd);
+    cpu_conv2d *g2 = &k->g2;
+    if (!cpu_ops_conv_geom(c, &tcf, k->w2, g2) || (k->b2 && k->b2->numel != g2->M)) return false;
+    int64_t P = w3 ? w3->dims[0] : g2->M;
+    if (w3 && (w3->dims[1] != g2->M || w3->dims[2] != 1 || w3->dims[3] != 1 || (k->b3 && k->b3->numel != P))) return false;
+    k->g3 = (cpu_conv2d){g2->N, g2->M, g2->OH, g2->OW, P, g2->OH, g2->OW, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    int64_t yd[4] = {g2->N, g2->OH, g2->OW, P};
+    memcpy(k->yd, yd, sizeof yd);
+    if (k->z)
+        for (int i = 0; i < 4; i++)
+            if (k->z->ndim != 4 || k->z->dims[i] != yd[i]) return false;
+    return true;
+}
+
+/* Both block ops: the fused kernel, or the reference for anything it does not take. */
+static kiln_status nhwc_block_run(ops_ctx *c, bool project)
+{
+    nhwc_block k;
+    if (!nhwc_block_geom(c, project, &k)) return ops_run_reference(c);
+    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, 4, k.yd);
     if (!y) return KILN_ERR_OUT_OF_MEMORY;
     if (y->numel == 0) return KILN_OK;
-    if (x->numel == 0 || w1->numel == 0 || w2->numel == 0) return ops_run_reference(c);
-    kiln_status st = cpu_expand_dw_nhwc_f32(&g1, x->data, C, w1->data, b1 ? b1->data : NULL, &ep1, &g2, w2->data,
-                                            b2 ? b2->data : NULL, &ep2, y->data, g2.M, cpu_ops_cacheable(c, 4) && cpu_ops_cacheable(c, 1),
-                                            ops_threadpool(c));
+    if (k.x->numel == 0 || k.w2->numel == 0 || (k.w1 && k.w1->numel == 0) || (k.w3 && k.w3->numel == 0))
+        return ops_run_reference(c);
+    bool cache = cpu_ops_cacheable(c, 1) && (!k.w1 || cpu_ops_cacheable(c, 4)) && (!k.w3 || cpu_ops_cacheable(c, 6));
+    const float *b1 = k.b1 ? k.b1->data : NULL, *b2 = k.b2 ? k.b2->data : NULL, *b3 = k.b3 ? k.b3->data : NULL;
+    int64_t C = k.x->dims[3];
+    kiln_status st =
+        project ? cpu_mbconv_nhwc_f32(k.w1 ? &k.g1 : NULL, k.x->data, C, k.w1 ? k.w1->data : NULL, b1, &k.ep1, &k.g2,
+                                      k.w2->data, b2, &k.ep2, &k.g3, k.w3->data, b3, &k.ep3, k.z ? k.z->data : NULL,
+                                      k.g3.M, y->data, k.g3.M, cache, ops_threadpool(c))
+                : cpu_expand_dw_nhwc_f32(&k.g1, k.x->data, C, k.w1->data, b1, &k.ep1, &k.g2, k.w2->data, b2, &k.ep2,
+                                         y->data, k.g2.M, cache, ops_threadpool(c));
     if (st == KILN_ERR_UNSUPPORTED) return ops_run_reference(c);
     if (st) return cpu_ops_oom(c);
     return KILN_OK;
 }
 
-/* ConvNhwcMbConv: the whole-block kernel, or the reference for anything it does not take. */
-static kiln_status nhwc_mbconv_run(ops_ctx *c)
-{
-    const core_tensor *x = ops_input(c, 0), *w2 = ops_input(c, 1), *b2 = ops_input(c, 2), *z = ops_input(c, 3);
-    const core_tensor *w1 = ops_input(c, 4), *b1 = ops_input(c, 5), *w3 = ops_input(c, 6), *b3 = ops_input(c, 7);
-    if (!x || !w2 || !w3 || x->dtype != KILN_DTYPE_FLOAT || !cpu_ops_f32(w1) || !cpu_ops_f32(b1) || !cpu_ops_f32(w2) ||
-        !cpu_ops_f32(b2) || !cpu_ops_f32(w3) || !cpu_ops_f32(b3) || !cpu_ops_f32(z) || x->ndim != 4 ||
-        (w1 && w1->ndim != 4) || w3->ndim != 4)
-        return ops_run_reference(c);
-    cpu_epilogue ep1 = cpu_epilogue_none(), ep2 = cpu_epilogue_none(), ep3 = cpu_epilogue_none();
-    if (!cpu_ops_activation_named(c, "expand_activation", "expand_activation_params", &ep1) || !cpu_ops_activation(c, &ep2) ||
-        !cpu_ops_activation_named(c, "project_activation", "project_activation_params", &ep3))
-        return ops_run_reference(c);
-    int64_t C = x->dims[3], E = w1 ? w1->dims[0] : C;
-    if (w1 && (w1->dims[1] != C || w1->dims[2] != 1 || w1->dims[3] != 1 || (b1 && b1->numel != E))) return ops_run_reference(c);
-    cpu_conv2d g1 = {x->dims[0], C, x->dims[1], x->dims[2], E, x->dims[1], x->dims[2], 1, 1, 1, 1, 1, 1, 1, 0, 0};
-    core_tensor tv = *x;
-    tv.dims[3] = E;
-    core_tensor tcf = nhwc_cf_view(&tv);
-    cpu_conv2d g2;
-    if (!cpu_ops_conv_geom(c, &tcf, w2, &g2) || (b2 && b2->numel != g2.M)) return ops_run_reference(c);
-    int64_t P = w3->dims[0];
-    if (w3->dims[1] != g2.M || w3->dims[2] != 1 || w3->dims[3] != 1 || (b3 && b3->numel != P)) return ops_run_reference(c);
-    cpu_conv2d g3 = {g2.N, g2.M, g2.OH, g2.OW, P, g2.OH, g2.OW, 1, 1, 1, 1, 1, 1, 1, 0, 0};
-    int64_t yd[4] = {g2.N, g2.OH, g2.OW, P};
-    if (z)
-        for (int i = 0; i < 4; i++)
-            if (z->ndim != 4 || z->dims[i] != yd[i]) return ops_run_reference(c);
-    core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, 4, yd);
-    if (!y) return KILN_ERR_OUT_OF_MEMORY;
-    if (y->numel == 0) return KILN_OK;
-    if (x->numel == 0 || w2->numel == 0 || w3->numel == 0 || (w1 && w1->numel == 0)) return ops_run_reference(c);
-    bool cache = cpu_ops_cacheable(c, 1) && cpu_ops_cacheable(c, 6) && (!w1 || cpu_ops_cacheable(c, 4));
-    kiln_status st = cpu_mbconv_nhwc_f32(w1 ? &g1 : NULL, x->data, C, w1 ? w1->data : NULL, b1 ? b1->data : NULL, &ep1,
-                                         &g2, w2->data, b2 ? b2->data : NULL, &ep2, &g3, w3->data, b3 ? b3->data : NULL,
-                                         &ep3, z ? z->data : NULL, P, y->data, P, cache, ops_threadpool(c));
-    if (st == KILN_ERR_UNSUPPORTED) return ops_run_reference(c);
-    if (st) return cpu_ops_oom(c);
-    return KILN_OK;
-}
+static kiln_status nhwc_expand_dw_run(ops_ctx *c) { return nhwc_block_run(c, false); }
+static kiln_status nhwc_mbconv_run(ops_ctx *c) { return nhwc_block_run(c, true); }
 
 /* ChannelUpdate (ops/fused.h): in place on X's buffer when X dies here (the CSP rewrite of
  * the layout pass arranges that), else on a copy. */

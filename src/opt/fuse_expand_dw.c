@@ -28,6 +28,18 @@ static bool fed_all(const ir_node *n, const char *name, int64_t v)
     return true;
 }
 
+/* dst gets src's activation / activation_params under the names `name` / `params`; false
+ * on OOM (error set). */
+static bool fed_copy_act(ir_node *dst, const ir_node *src, const char *name, const char *params)
+{
+    const char *act = opt_attr_string(src, "activation", "");
+    const ir_attr *pa = ir_node_attr(src, "activation_params");
+    float pv[2];
+    int64_t np = pa && pa->floats ? (pa->n < 2 ? pa->n : 2) : 0;
+    for (int64_t k = 0; k < np; k++) pv[k] = pa->floats[k];
+    return (!*act || opt_set_attr_string(dst, name, act)) && (!np || opt_set_attr_floats(dst, params, pv, np));
+}
+
 static bool fed_fuse(ir_graph *g, const opt_uses *u, int i)
 {
     const ir_node *a = &g->nodes[i];
@@ -52,18 +64,9 @@ static bool fed_fuse(ir_graph *g, const opt_uses *u, int i)
     /* B: X, W, B?, Z (absent), W1, B1? */
     int ins[6] = {a->inputs[0], b->inputs[1], b->n_inputs > 2 ? b->inputs[2] : -1, -1, a->inputs[1],
                   a->n_inputs > 2 ? a->inputs[2] : -1};
-    const char *act = opt_attr_string(a, "activation", "");
-    float params[2];
-    int64_t np = 0;
-    const ir_attr *pa = ir_node_attr(a, "activation_params");
-    if (pa) {
-        np = pa->n < 2 ? pa->n : 2;
-        for (int64_t k = 0; k < np; k++) params[k] = pa->floats[k];
-    }
     ir_node *bn = &g->nodes[bi];
     if (!opt_node_retype(g, bn, "ConvNhwcExpandDw", "ai.kiln") || !opt_node_set_inputs(bn, 6, ins) ||
-        (*act && !opt_set_attr_string(bn, "expand_activation", act)) ||
-        (np && !opt_set_attr_floats(bn, "expand_activation_params", params, np))) {
+        !fed_copy_act(bn, a, "expand_activation", "expand_activation_params")) {
         core_error_clear();
         return false;
     }
@@ -103,19 +106,10 @@ static bool fed_fuse_project(ir_graph *g, const opt_uses *u, int bi)
     if (z == b->outputs[0]) return false;
     int ins[8] = {b->inputs[0], b->inputs[1], b->n_inputs > 2 ? b->inputs[2] : -1, z,
                   ed ? b->inputs[4] : -1, ed ? b->inputs[5] : -1, p->inputs[1], p->n_inputs > 2 ? p->inputs[2] : -1};
-    const char *act = opt_attr_string(p, "activation", "");
-    float params[2];
-    int64_t np = 0;
-    const ir_attr *pa = ir_node_attr(p, "activation_params");
-    if (pa) {
-        np = pa->n < 2 ? pa->n : 2;
-        for (int64_t k = 0; k < np; k++) params[k] = pa->floats[k];
-    }
     int y = p->outputs[0];
     ir_node *bn = &g->nodes[bi];
     if (!opt_node_retype(g, bn, "ConvNhwcMbConv", "ai.kiln") || !opt_node_set_inputs(bn, 8, ins) ||
-        (*act && !opt_set_attr_string(bn, "project_activation", act)) ||
-        (np && !opt_set_attr_floats(bn, "project_activation_params", params, np))) {
+        !fed_copy_act(bn, p, "project_activation", "project_activation_params")) {
         core_error_clear();
         return false;
     }
