@@ -144,6 +144,33 @@ static void check_planned(const char *path)
     ir_model_destroy(ref);
 }
 
+/* Hand-written ai.kiln nodes with inconsistent inputs fail with an error (fast and
+ * reference kernels), never crash (make_models.py, "Hostile ai.kiln nodes"). */
+static void check_hostile(void)
+{
+    static const char *const files[] = {"bad_cu_range.onnx", "bad_cu_dims.onnx", "bad_cu_mode.onnx",
+                                        "bad_xoff.onnx",     "bad_mbconv.onnx",  "bad_expand.onnx"};
+    for (int fast = 0; fast < 2; fast++) {
+        ops_set_fast_kernels(fast == 1);
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            char path[256];
+            snprintf(path, sizeof path, "tests/data/opt/%s", files[i]);
+            ir_model *m = load(path, false);
+            CHECK(m != NULL, "%s loads", files[i]);
+            if (!m) continue;
+            core_value *in[1] = {0}, *out[1] = {0};
+            kiln_status st = make_inputs(m->graph, in) ? rt_graph_run(m->graph, in, out) : KILN_ERR_OUT_OF_MEMORY;
+            CHECK(st != KILN_OK && st != KILN_ERR_OUT_OF_MEMORY && *core_error_text(),
+                  "%s (%s kernels): status %d, '%s'", files[i], fast ? "fast" : "reference", (int)st, core_error_text());
+            core_value_release(in[0]);
+            core_value_release(out[0]);
+            ir_model_destroy(m);
+        }
+    }
+    ops_set_fast_kernels(true);
+    opt_set_enabled(true);
+}
+
 int main(void)
 {
     ir_model *m;
@@ -302,6 +329,7 @@ int main(void)
         ir_model_destroy(m);
     }
     check_planned("tests/data/opt/yolo_head.onnx");
+    check_hostile();
     /* fuse_csp_nhwc: the Splits and Concats of both C3 blocks are gone; the shortcut Adds
      * (2) and the no-shortcut Concat (1) became ChannelUpdates on the merged conv's output */
     if ((m = check_model("csp.onnx"))) {

@@ -340,4 +340,35 @@ def c3_weights(p, cin, c, n, cout):
 save('csp.onnx', c3('A', 'x', 'h', 2, True) + c3('B', 'h', 'y', 1, False),
      [vi('x', [1, 8, 9, 7])], [vi('y', [1, 12, 9, 7])], c3_weights('A', 8, 6, 2, 10) + c3_weights('B', 10, 5, 1, 12))
 
+# Hostile ai.kiln nodes (written by hand, loaded with the optimizer off): each must fail with
+# an error naming the problem, under the fast and the reference kernels, never crash.
+def save_kiln(fname, nodes, inputs, outputs, inits):
+    g = h.make_graph(nodes, fname.replace('.onnx', ''), inputs, outputs, inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid('', 17), h.make_opsetid('ai.kiln', 1)],
+                     producer_name='kiln-tests')
+    m.ir_version = 8
+    onnx.save(m, os.path.join(HERE, fname))
+
+K = 'ai.kiln'
+hostile = {
+    # update wider than X's channels
+    'bad_cu_range.onnx': [h.make_node('ChannelUpdate', ['x', 'p8'], ['y'], domain=K, offset=3, mode='set')],
+    # update with other leading dims
+    'bad_cu_dims.onnx': [h.make_node('ChannelUpdate', ['x', 'q'], ['y'], domain=K, offsets=[0], mode='add')],
+    # unknown mode
+    'bad_cu_mode.onnx': [h.make_node('ChannelUpdate', ['x', 'p4'], ['y'], domain=K, offset=0, mode='mul')],
+    # conv reading a channel slice past X's channels
+    'bad_xoff.onnx': [h.make_node('ConvNhwc', ['x', 'w4'], ['y'], domain=K, x_channel_offset=6)],
+    # block whose projection takes the wrong channel count
+    'bad_mbconv.onnx': [h.make_node('ConvNhwcMbConv', ['x', 'dw', '', '', 'e1', '', 'w4'], ['y'], domain=K,
+                                    group=16, pads=[1, 1, 1, 1])],
+    # expansion weight that is not 1x1
+    'bad_expand.onnx': [h.make_node('ConvNhwcExpandDw', ['x', 'dw', '', '', 'w4'], ['y'], domain=K,
+                                    group=16, pads=[1, 1, 1, 1])],
+}
+for fname, nodes in hostile.items():
+    save_kiln(fname, nodes, [vi('x', [1, 5, 5, 8])], [vi('y', None)],
+              [w('p8', 1, 5, 5, 8), w('p4', 1, 5, 5, 4), w('q', 1, 4, 5, 2), w('w4', 4, 4, 3, 3),
+               w('dw', 16, 1, 3, 3), w('e1', 16, 8, 1, 1)])
+
 print('wrote', sorted(f for f in os.listdir(HERE) if f.endswith('.onnx')))
