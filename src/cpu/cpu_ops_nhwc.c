@@ -161,14 +161,10 @@ static kiln_status nhwc_channel_update_run(ops_ctx *c)
     for (int k = 0; k < n; k++)
         if (ops_input(c, 1 + k)->data == x->data) return ops_run_reference(c);
     float *yd;
-    if (ops_input_donatable(c, 0)) {
-        core_tensor *t = core_tensor_wrap(KILN_DTYPE_FLOAT, x->ndim, x->dims, x->data);
-        core_value *v = t ? core_value_from_tensor(t) : NULL; /* frees t on failure */
-        if (!v) return cpu_ops_oom(c);
-        t->owns_data = x->owns_data; /* the buffer changes hands, as in a zero-copy Reshape */
-        x->owns_data = false;
-        kiln_status st = ops_set_output(c, 0, v);
-        if (st) return st;
+    core_tensor *t; /* in place when X dies here, as a zero-copy Reshape */
+    kiln_status dst = ops_output_donated(c, 0, 0, x->ndim, x->dims, &t);
+    if (dst) return dst == KILN_ERR_OUT_OF_MEMORY ? cpu_ops_oom(c) : dst;
+    if (t) {
         yd = t->data;
     } else {
         core_tensor *y = ops_output_uninit(c, 0, KILN_DTYPE_FLOAT, x->ndim, x->dims);

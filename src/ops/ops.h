@@ -58,6 +58,10 @@ core_value *ops_input_value(const ops_ctx *c, int i); /* borrowed; NULL if omitt
 /* Input i dies with this node and nothing else holds it, so the kernel may hand its buffer
  * to an output instead of copying (zero-copy Reshape-like ops; runtime/exec.c). */
 bool ops_input_donatable(const ops_ctx *c, int i);
+/* Output o as input i's buffer with new dims (same element count), when input i is
+ * donatable and a plain CPU tensor: *out is that output (already set). Else *out is NULL and
+ * the kernel makes its output itself. Error status only on OOM. */
+kiln_status ops_output_donated(ops_ctx *c, int o, int i, int ndim, const int64_t *dims, core_tensor **out);
 core_tensor *ops_output(ops_ctx *c, int i, kiln_dtype dtype, int ndim, const int64_t *dims);
 /* As ops_output, but the contents are undefined (no zero fill): only for kernels that
  * write every element on every path that returns KILN_OK. A kernel that falls back to

@@ -207,17 +207,10 @@ static kiln_status norm_axes(ops_ctx *c, int64_t *axes, int64_t n, int r, const 
  * are pure metadata); else the elements are copied. */
 static kiln_status make_output_copy(ops_ctx *c, const core_tensor *x, int ndim, const int64_t *dims)
 {
-    core_tensor *xin = ops_input(c, 0);
-    if (xin == x && x->dtype != KILN_DTYPE_STRING && !x->quant && !x->mapped && x->device == CORE_DEVICE_CPU &&
-        core_shape_numel(ndim, dims) == x->numel && ops_input_donatable(c, 0)) {
-        core_tensor *t = core_tensor_wrap(x->dtype, ndim, dims, x->data);
-        core_value *v = t ? core_value_from_tensor(t) : NULL; /* frees t on failure */
-        if (!v) return KILN_ERR_OUT_OF_MEMORY;
-        /* the buffer changes hands: the input (released right after this node) borrows it
-         * until then */
-        t->owns_data = xin->owns_data;
-        xin->owns_data = false;
-        return ops_set_output(c, 0, v);
+    if (ops_input(c, 0) == x) {
+        core_tensor *t;
+        kiln_status st = ops_output_donated(c, 0, 0, ndim, dims, &t);
+        if (st || t) return st;
     }
     NEW_OUTPUT(y, 0, x->dtype, ndim, dims);
     if (y->numel != x->numel)

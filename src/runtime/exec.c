@@ -154,6 +154,24 @@ bool ops_input_donatable(const ops_ctx *c, int i)
     return true;
 }
 
+kiln_status ops_output_donated(ops_ctx *c, int o, int i, int ndim, const int64_t *dims, core_tensor **out)
+{
+    *out = NULL;
+    core_tensor *x = ops_input(c, i);
+    if (!x || x->dtype == KILN_DTYPE_STRING || x->quant || x->mapped || x->device != CORE_DEVICE_CPU ||
+        core_shape_numel(ndim, dims) != x->numel || !ops_input_donatable(c, i))
+        return KILN_OK;
+    core_tensor *t = core_tensor_wrap(x->dtype, ndim, dims, x->data);
+    core_value *v = t ? core_value_from_tensor(t) : NULL; /* frees t on failure */
+    if (!v) return KILN_ERR_OUT_OF_MEMORY;
+    /* the buffer changes hands: the input (released right after this node) borrows it until then */
+    t->owns_data = x->owns_data;
+    x->owns_data = false;
+    kiln_status st = ops_set_output(c, o, v);
+    if (!st) *out = t;
+    return st;
+}
+
 /* KILN_POISON_UNINIT=1: ops_output_uninit fills its outputs with 0xFF bytes (a float NaN)
  * instead of leaving them as they are, so a kernel that does not write every element shows
  * up in tests as NaNs rather than as stale data that happens to be right. */

@@ -39,6 +39,29 @@ static void check(bool ok, const char *what)
     }
 }
 
+/* y against want (NaN in want: an element the kernel must leave untouched, still NaN) within
+ * 2e-5 of the element's magnitude sum plus 1e-5; prints the first bad element. */
+static void check_output(kiln_status st, const float *y, const double *want, const double *mag, size_t ny,
+                         int64_t ys, const char *what)
+{
+    bool ok = st == KILN_OK;
+    size_t bad = 0;
+    for (size_t i = 0; ok && i < ny; i++) {
+        bool ok1;
+        if (isnan(want[i])) ok1 = isnan(y[i]);
+        else ok1 = fabs((double)y[i] - want[i]) <= 2e-5 * mag[i] + 1e-5; /* NaN fails */
+        if (!ok1) {
+            ok = false;
+            bad = i;
+        }
+    }
+    if (!ok && st == KILN_OK)
+        printf("  element %zu (pixel %zu, c %zu): want %.8g got %.8g\n", bad, bad / (size_t)ys, bad % (size_t)ys,
+               want[bad], y[bad]);
+    if (st != KILN_OK) printf("  status %d\n", (int)st);
+    check(ok, what);
+}
+
 /* the activations under test, with their parameters */
 typedef enum { A_NONE, A_RELU, A_CLIP6, A_SILU } act_kind;
 static const char *act_names[] = {"none", "relu", "clip0..6", "silu"};
@@ -140,22 +163,7 @@ static void ed_case_run(const ed_case *k, core_threadpool *pool2, core_threadpoo
                          (long long)H, (long long)W, (long long)K, (long long)k->S, (long long)k->D,
                          (long long)k->PT, (long long)k->PL, (long long)k->PB, (long long)k->PR,
                          (long long)k->xpad, (long long)k->ypad, act_names[k->a1], act_names[k->a2], k->bias);
-                bool ok = st == KILN_OK;
-                size_t bad = 0;
-                for (size_t i = 0; ok && i < ny; i++) {
-                    bool ok1;
-                    if (isnan(want[i])) ok1 = isnan(y[i]); /* past E: untouched */
-                    else ok1 = fabs((double)y[i] - want[i]) <= 2e-5 * mag[i] + 1e-5; /* NaN fails */
-                    if (!ok1) {
-                        ok = false;
-                        bad = i;
-                    }
-                }
-                if (!ok && st == KILN_OK)
-                    printf("  element %zu (pixel %zu, c %zu): want %.8g got %.8g\n", bad, bad / (size_t)ys,
-                           bad % (size_t)ys, want[bad], y[bad]);
-                if (st != KILN_OK) printf("  status %d\n", (int)st);
-                check(ok, what);
+                check_output(st, y, want, mag, ny, ys, what);
             }
     }
     cpu_ukernels_force_isa(NULL);
@@ -421,22 +429,7 @@ static void mb_case_run(const mb_case *k, core_threadpool *pool2, core_threadpoo
                          (long long)k->S, (long long)k->D, (long long)k->PT, (long long)k->PL, (long long)k->PB,
                          (long long)k->PR, (long long)k->xpad, (long long)k->ypad, k->resid, (long long)(rs - P),
                          act_names[k->a1], act_names[k->a2], act_names[k->a3], k->bias);
-                bool ok = st == KILN_OK;
-                size_t bad = 0;
-                for (size_t i = 0; ok && i < ny; i++) {
-                    bool ok1;
-                    if (isnan(want[i])) ok1 = isnan(y[i]); /* past P: untouched */
-                    else ok1 = fabs((double)y[i] - want[i]) <= 2e-5 * mag[i] + 1e-5; /* NaN fails */
-                    if (!ok1) {
-                        ok = false;
-                        bad = i;
-                    }
-                }
-                if (!ok && st == KILN_OK)
-                    printf("  element %zu (pixel %zu, c %zu): want %.8g got %.8g\n", bad, bad / (size_t)ys,
-                           bad % (size_t)ys, want[bad], y[bad]);
-                if (st != KILN_OK) printf("  status %d\n", (int)st);
-                check(ok, what);
+                check_output(st, y, want, mag, ny, ys, what);
             }
     }
     cpu_ukernels_force_isa(NULL);
